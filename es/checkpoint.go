@@ -1,0 +1,205 @@
+package es
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// Checkpoint file format, version 1 (little-endian):
+//
+//	magic    "UFES-CKPT\n" (10 bytes)
+//	version  uint32 = 1
+//	hdrLen   uint32, then hdrLen bytes of JSON: checkpointHeader
+//	params   dim float32
+//	adamM    dim float32
+//	adamV    dim float32
+//	sha256   32 bytes over everything before it
+//
+// The JSON header carries the configuration, the generation, Adam's step
+// count and free-form metadata (the objective's identity, for example).
+const (
+	ckptMagic   = "UFES-CKPT\n"
+	ckptVersion = 1
+)
+
+type checkpointHeader struct {
+	Config Config            `json:"config"`
+	Gen    int64             `json:"generation"`
+	AdamT  int64             `json:"adam_t"`
+	Dim    int               `json:"dim"`
+	Meta   map[string]string `json:"meta,omitempty"`
+}
+
+// Checkpoint is the complete state of a run between generations.
+type Checkpoint struct {
+	Config Config
+	Gen    int64
+	Params []float32
+	Adam   *Adam
+	Meta   map[string]string
+}
+
+// Checkpoint captures the trainer's state (sharing its slices: save it
+// before the next Step).
+func (t *Trainer) Checkpoint(meta map[string]string) *Checkpoint {
+	return &Checkpoint{Config: t.Cfg, Gen: t.Gen, Params: t.Params, Adam: t.Opt, Meta: meta}
+}
+
+// Save writes the checkpoint to path atomically: a temporary file in the
+// same directory, synced, then renamed over path, so a crash at any moment
+// leaves either the old file or the new one.
+func (c *Checkpoint) Save(path string) error {
+	dim := len(c.Params)
+	if len(c.Adam.M) != dim || len(c.Adam.V) != dim {
+		return fmt.Errorf("es: checkpoint state sizes differ (%d params, %d/%d Adam)", dim, len(c.Adam.M), len(c.Adam.V))
+	}
+	hdr, err := json.Marshal(checkpointHeader{Config: c.Config, Gen: c.Gen, AdamT: c.Adam.T, Dim: dim, Meta: c.Meta})
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(ckptMagic) + 8 + len(hdr) + 12*dim + sha256.Size)
+	buf.WriteString(ckptMagic)
+	binary.Write(&buf, binary.LittleEndian, uint32(ckptVersion))
+	binary.Write(&buf, binary.LittleEndian, uint32(len(hdr)))
+	buf.Write(hdr)
+	for _, v := range [][]float32{c.Params, c.Adam.M, c.Adam.V} {
+		writeFloats(&buf, v)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	buf.Write(sum[:])
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+func writeFloats(buf *bytes.Buffer, v []float32) {
+	var b [4]byte
+	for _, x := range v {
+		binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
+		buf.Write(b[:])
+	}
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and a
+// rename, then syncs the directory so the rename itself survives a crash.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// LoadCheckpoint reads and verifies a checkpoint. A truncated, altered or
+// foreign file is refused with an error that says what is wrong.
+func LoadCheckpoint(path string) (*Checkpoint, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("es: checkpoint %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if len(data) < len(ckptMagic)+8+sha256.Size || string(data[:len(ckptMagic)]) != ckptMagic {
+		return nil, bad("not an ES checkpoint (bad magic or too short)")
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+		return nil, bad("checksum mismatch: the file is truncated or damaged")
+	}
+	p := body[len(ckptMagic):]
+	if v := binary.LittleEndian.Uint32(p); v != ckptVersion {
+		return nil, bad("format version %d, this program reads version %d", v, ckptVersion)
+	}
+	hdrLen := int(binary.LittleEndian.Uint32(p[4:]))
+	p = p[8:]
+	if hdrLen > len(p) {
+		return nil, bad("header length %d exceeds the file", hdrLen)
+	}
+	var h checkpointHeader
+	if err := json.Unmarshal(p[:hdrLen], &h); err != nil {
+		return nil, bad("header: %v", err)
+	}
+	p = p[hdrLen:]
+	if h.Dim <= 0 || len(p) != 12*h.Dim {
+		return nil, bad("%d payload bytes for %d parameters (want %d)", len(p), h.Dim, 12*h.Dim)
+	}
+	read := func() []float32 {
+		v := make([]float32, h.Dim)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+		}
+		p = p[4*h.Dim:]
+		return v
+	}
+	c := &Checkpoint{Config: h.Config, Gen: h.Gen, Meta: h.Meta, Params: read()}
+	c.Adam = &Adam{LR: h.Config.LR, Beta1: h.Config.Beta1, Beta2: h.Config.Beta2, Eps: h.Config.Eps, T: h.AdamT}
+	c.Adam.M, c.Adam.V = read(), read()
+	for i, v := range c.Params {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, bad("parameter %d is %v", i, v)
+		}
+	}
+	if h.Gen < 0 || h.AdamT != h.Gen {
+		return nil, bad("generation %d and Adam step %d disagree", h.Gen, h.AdamT)
+	}
+	return c, nil
+}
+
+// ErrMismatch reports a checkpoint that belongs to a different run.
+var ErrMismatch = errors.New("es: checkpoint belongs to a different configuration")
+
+// Restore puts the checkpoint's state into the trainer. The configuration
+// (all but Workers) and the metadata must equal the trainer's, because a
+// resumed run must continue the same trajectory.
+func (t *Trainer) Restore(c *Checkpoint, meta map[string]string) error {
+	want, got := t.Cfg, c.Config
+	want.Workers, got.Workers = 0, 0
+	if want != got {
+		return fmt.Errorf("%w: checkpoint has %+v, this run %+v", ErrMismatch, got, want)
+	}
+	if len(c.Params) != len(t.Params) {
+		return fmt.Errorf("%w: %d parameters, this run has %d", ErrMismatch, len(c.Params), len(t.Params))
+	}
+	for k, v := range meta {
+		if c.Meta[k] != v {
+			return fmt.Errorf("%w: %s is %q in the checkpoint, %q in this run", ErrMismatch, k, c.Meta[k], v)
+		}
+	}
+	copy(t.Params, c.Params)
+	copy(t.Opt.M, c.Adam.M)
+	copy(t.Opt.V, c.Adam.V)
+	t.Opt.T = c.Adam.T
+	t.Gen = c.Gen
+	return nil
+}

@@ -1,0 +1,286 @@
+package es
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// quadratic is a toy objective: maximise −Σ c_g·(θ_i − target_i)² over a
+// per-generation subset of coordinates (its "minibatch"), all in float64
+// with unfused products so it has the same bits everywhere.
+type quadratic struct {
+	target []float32
+	seed   uint64
+	subset []int
+}
+
+func newQuadratic(dim int) *quadratic {
+	q := &quadratic{target: make([]float32, dim), seed: 7}
+	fillGaussian(q.target, 12345)
+	return q
+}
+
+func (q *quadratic) Dim() int { return len(q.target) }
+
+func (q *quadratic) Begin(gen int64) {
+	s := newStream(streamKey(q.seed, tagBatch, uint64(gen)))
+	q.subset = q.subset[:0]
+	for i := 0; i < len(q.target)/2; i++ {
+		q.subset = append(q.subset, int(s.uintn(uint64(len(q.target)))))
+	}
+}
+
+func (q *quadratic) NewEvaluator() Evaluator { return quadEval{q} }
+
+type quadEval struct{ q *quadratic }
+
+func (e quadEval) Evaluate(p []float32) Score {
+	var sum float64
+	for _, i := range e.q.subset {
+		d := float64(p[i]) - float64(e.q.target[i])
+		sum = float64(d*d) + sum
+	}
+	return Score{Fitness: -sum, Accuracy: math.NaN()}
+}
+
+func paramsHash(p []float32) string {
+	h := sha256.New()
+	binary.Write(h, binary.LittleEndian, p)
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+func toyConfig(workers int) Config {
+	c := DefaultConfig()
+	c.Pop, c.Sigma, c.LR, c.L2 = 16, 0.05, 0.05, 0.001
+	c.NoiseSize, c.Workers = 20000, workers
+	return c
+}
+
+func newToyTrainer(t testing.TB, cfg Config, dim int) *Trainer {
+	t.Helper()
+	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(cfg, newQuadratic(dim), noise, make([]float32, dim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+func TestDetLogMatchesMathLog(t *testing.T) {
+	s := newStream(99)
+	// Go's math.Log is assembly on amd64 and wrong for subnormals, which the
+	// Gaussian transform never sees; check the smallest one against ln 2^-1074.
+	if got, want := detLog(math.SmallestNonzeroFloat64), -1074*math.Ln2; math.Abs(got-want) > 2*ulp(want) {
+		t.Fatalf("detLog(2^-1074) = %v, want %v", got, want)
+	}
+	xs := []float64{1, 2, 0.5, math.Sqrt2, 4.9e-300, 1e300, 1 - 1e-16, 1 + 1e-15}
+	for i := 0; i < 100000; i++ {
+		xs = append(xs, float64(s.next()>>11)/(1<<53)+1e-300)
+	}
+	for _, x := range xs {
+		got, want := detLog(x), math.Log(x)
+		if d := math.Abs(got - want); d > 2*ulp(want) {
+			t.Fatalf("detLog(%v) = %v, math.Log = %v (%.3g ulp)", x, got, want, d/ulp(want))
+		}
+	}
+}
+
+func ulp(x float64) float64 {
+	x = math.Abs(x)
+	return math.Nextafter(x, math.Inf(1)) - x
+}
+
+func TestNoiseTableIsStandardNormal(t *testing.T) {
+	nt, err := NewNoiseTable(3, 1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum, sq, within1 float64
+	for _, v := range nt.Values {
+		sum += float64(v)
+		sq += float64(v) * float64(v)
+		if math.Abs(float64(v)) < 1 {
+			within1++
+		}
+	}
+	n := float64(len(nt.Values))
+	mean, variance := sum/n, sq/n-(sum/n)*(sum/n)
+	if math.Abs(mean) > 0.005 || math.Abs(variance-1) > 0.005 || math.Abs(within1/n-0.682689) > 0.002 {
+		t.Fatalf("mean %v, variance %v, P(|x|<1) %v: not a standard normal", mean, variance, within1/n)
+	}
+}
+
+// goldenNoiseSHA256 is the SHA-256 of NewNoiseTable(42, 200003) made on
+// linux/amd64; every platform and thread count must reproduce it.
+const goldenNoiseSHA256 = "b6b33f7122a76b6f77a4fde9087e596927f748c6b9b9844ede76401053b0f668"
+
+func TestNoiseTableSameBitsEverywhere(t *testing.T) {
+	var first string
+	for _, threads := range []int{1, 2, 5} {
+		nt, err := NewNoiseTable(42, 200003, threads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := nt.SHA256()
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d threads give table %s, 1 thread %s", threads, h, first)
+		}
+	}
+	if first != goldenNoiseSHA256 {
+		t.Fatalf("noise table SHA-256 %s, golden %s", first, goldenNoiseSHA256)
+	}
+}
+
+func TestCenteredRanks(t *testing.T) {
+	got := CenteredRanks([]float64{3, 1, 2, math.NaN(), 2})
+	// Sorted: NaN(0) 1(1) 2,2(2.5) 3(4); n−1 = 4.
+	want := []float64{0.5, -0.25, 0.125, -0.5, 0.125}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("CenteredRanks = %v, want %v", got, want)
+		}
+	}
+	if r := CenteredRanks([]float64{5}); r[0] != 0 {
+		t.Fatalf("one value gets %v, want 0", r[0])
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []func(*Config){
+		func(c *Config) { c.Pop = 3 },
+		func(c *Config) { c.Pop = 0 },
+		func(c *Config) { c.Sigma = 0 },
+		func(c *Config) { c.LR = float32(math.NaN()) },
+		func(c *Config) { c.L2 = -1 },
+		func(c *Config) { c.Beta2 = 1 },
+		func(c *Config) { c.NoiseSize = 10 },
+	}
+	for i, f := range bad {
+		c := DefaultConfig()
+		f(&c)
+		if err := c.Validate(100); err == nil {
+			t.Errorf("case %d: %+v accepted", i, c)
+		}
+	}
+}
+
+func TestTrainerImprovesToyObjective(t *testing.T) {
+	tr := newToyTrainer(t, toyConfig(2), 300)
+	tr.Obj.Begin(0)
+	start := tr.evals[0].Evaluate(tr.Params).Fitness
+	for i := 0; i < 150; i++ {
+		tr.Step()
+	}
+	tr.Obj.Begin(0)
+	end := tr.evals[0].Evaluate(tr.Params).Fitness
+	if !(end > 0.4*start) { // fitness is negative: the loss must drop by 2.5×
+		t.Fatalf("fitness %v after 150 generations, %v at start", end, start)
+	}
+}
+
+// goldenToyParamsSHA256 is the parameter hash after 20 toy generations, made
+// on linux/amd64; every worker count and platform must reproduce it.
+const goldenToyParamsSHA256 = "68b242cad872065efcfa69c9dde223cc3dfb8c7b641705d5f661b3a266176672"
+
+func TestTrainerSameBitsForAnyWorkerCount(t *testing.T) {
+	var first string
+	for _, w := range []int{1, 2, 3, 8} {
+		tr := newToyTrainer(t, toyConfig(w), 9000) // 3 gradient chunks, the last partial
+		for i := 0; i < 20; i++ {
+			tr.Step()
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
+		}
+	}
+	if first != goldenToyParamsSHA256 {
+		t.Fatalf("params SHA-256 %s, golden %s", first, goldenToyParamsSHA256)
+	}
+}
+
+func TestCheckpointResumeIsExact(t *testing.T) {
+	const dim, total, cut = 9000, 12, 5
+	full := newToyTrainer(t, toyConfig(2), dim)
+	for i := 0; i < total; i++ {
+		full.Step()
+	}
+
+	path := filepath.Join(t.TempDir(), "ckpt.bin")
+	meta := map[string]string{"objective": "quadratic"}
+	first := newToyTrainer(t, toyConfig(2), dim)
+	for i := 0; i < cut; i++ {
+		first.Step()
+	}
+	if err := first.Checkpoint(meta).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	first.Step() // work after the checkpoint is lost, as in a crash
+
+	ck, err := LoadCheckpoint(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resumed := newToyTrainer(t, toyConfig(3), dim) // worker count may change
+	if err := resumed.Restore(ck, meta); err != nil {
+		t.Fatal(err)
+	}
+	for resumed.Gen < total {
+		resumed.Step()
+	}
+	if a, b := paramsHash(full.Params), paramsHash(resumed.Params); a != b {
+		t.Fatalf("resumed run ends with %s, uninterrupted %s", b, a)
+	}
+
+	other := toyConfig(2)
+	other.Sigma *= 2
+	if err := newToyTrainer(t, other, dim).Restore(ck, meta); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("restore under another sigma: %v, want ErrMismatch", err)
+	}
+	if err := newToyTrainer(t, toyConfig(2), dim).Restore(ck, map[string]string{"objective": "other"}); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("restore with other metadata: %v, want ErrMismatch", err)
+	}
+}
+
+func TestCheckpointRefusesDamage(t *testing.T) {
+	tr := newToyTrainer(t, toyConfig(1), 100)
+	tr.Step()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "ckpt.bin")
+	if err := tr.Checkpoint(nil).Save(path); err != nil {
+		t.Fatal(err)
+	}
+	good, _ := os.ReadFile(path)
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 1
+	cases := map[string][]byte{
+		"truncated": good[:len(good)-7],
+		"flipped":   flipped,
+		"empty":     {},
+		"foreign":   []byte("PK\x03\x04 not a checkpoint at all, just some bytes to be long enough"),
+	}
+	for name, data := range cases {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, data, 0o644)
+		if _, err := LoadCheckpoint(p); err == nil {
+			t.Errorf("%s checkpoint accepted", name)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1+len(cases) {
+		t.Errorf("atomic save left extra files: %v", entries)
+	}
+}

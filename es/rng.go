@@ -1,0 +1,57 @@
+package es
+
+import "math/bits"
+
+// Counter-based randomness: every random number the trainer uses is a pure
+// function of a key and a counter, so it does not depend on which goroutine
+// asks first, and a resumed run draws exactly what an uninterrupted one would.
+
+// mix64 is the SplitMix64 finalizer (Steele, Lea, Flood 2014): a bijection of
+// uint64 with good avalanche, integer-only and so identical everywhere.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// golden is 2^64 / φ, the SplitMix64 increment.
+const golden = 0x9e3779b97f4a7c15
+
+// streamKey derives the key of an independent stream from a seed and a list
+// of stream identifiers (purpose tag, generation, member, ...).
+func streamKey(seed uint64, ids ...uint64) uint64 {
+	k := mix64(seed ^ 0x6a09e667f3bcc908)
+	for _, id := range ids {
+		k = mix64(k + golden*(id+1))
+	}
+	return k
+}
+
+// stream is a SplitMix64 generator: state advances by golden, output is the
+// finalizer of the state.
+type stream struct{ state uint64 }
+
+func newStream(key uint64) stream { return stream{state: key} }
+
+func (s *stream) next() uint64 {
+	s.state += golden
+	return mix64(s.state)
+}
+
+// uintn returns a number in [0, n) without modulo bias (Lemire's method,
+// with the rejection step), n > 0.
+func (s *stream) uintn(n uint64) uint64 {
+	for {
+		hi, lo := bits.Mul64(s.next(), n)
+		if lo >= n || lo >= -n%n {
+			return hi
+		}
+	}
+}
+
+// Stream purposes, part of every stream key so no two uses share numbers.
+const (
+	tagNoise  = 1 // building the noise table
+	tagOffset = 2 // a pair's offset into the noise table
+	tagBatch  = 3 // the minibatch of a generation
+)

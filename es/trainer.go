@@ -1,0 +1,243 @@
+package es
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Config holds the hyper-parameters. Every field except Workers is part of
+// the trajectory: a checkpoint only resumes under the same values.
+type Config struct {
+	Pop       int     // members per generation; even: Pop/2 antithetic pairs
+	Sigma     float32 // perturbation scale
+	LR        float32 // Adam step size
+	L2        float32 // L2 decay coefficient, added to the gradient as L2·θ
+	Beta1     float32 // Adam β1
+	Beta2     float32 // Adam β2
+	Eps       float32 // Adam ε
+	Seed      uint64  // offsets into the noise table and the objective's minibatches
+	NoiseSeed uint64  // the noise table's seed
+	NoiseSize int     // noise table entries (float32 values)
+	Workers   int     // evaluation goroutines; 0 = GOMAXPROCS. Does not change any bit.
+}
+
+// DefaultConfig returns the defaults chosen by measurement (see README).
+func DefaultConfig() Config {
+	return Config{
+		Pop: 200, Sigma: 0.01, LR: 0.003, L2: 0.005,
+		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8,
+		Seed: 1, NoiseSeed: 1, NoiseSize: 1 << 25,
+	}
+}
+
+// Validate checks the configuration against a parameter dimension.
+func (c Config) Validate(dim int) error {
+	switch {
+	case c.Pop < 2 || c.Pop%2 != 0:
+		return fmt.Errorf("es: population %d must be even and at least 2 (antithetic pairs)", c.Pop)
+	case !(c.Sigma > 0) || math.IsInf(float64(c.Sigma), 0):
+		return fmt.Errorf("es: sigma %v must be positive and finite", c.Sigma)
+	case !(c.LR > 0) || math.IsInf(float64(c.LR), 0):
+		return fmt.Errorf("es: learning rate %v must be positive and finite", c.LR)
+	case !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0):
+		return fmt.Errorf("es: L2 coefficient %v must be zero or positive and finite", c.L2)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return fmt.Errorf("es: Adam betas (%v, %v) must lie in [0, 1)", c.Beta1, c.Beta2)
+	case !(c.Eps > 0):
+		return fmt.Errorf("es: Adam epsilon %v must be positive", c.Eps)
+	case c.NoiseSize < dim:
+		return fmt.Errorf("es: noise table size %d is smaller than the %d parameters; a perturbation is one slice of it", c.NoiseSize, dim)
+	case c.Workers < 0:
+		return fmt.Errorf("es: workers %d must not be negative", c.Workers)
+	}
+	return nil
+}
+
+// Score is what an evaluator says about one parameter vector.
+type Score struct {
+	Fitness  float64 // higher is better; NaN ranks as the worst
+	Accuracy float64 // fraction correct on the shared data, or NaN when it has no meaning
+}
+
+// Objective is the function ES maximises.
+type Objective interface {
+	// Dim is the number of parameters.
+	Dim() int
+	// Begin prepares generation gen's shared data, for example its
+	// minibatch. It is called once per generation, before any evaluation
+	// of that generation, from one goroutine.
+	Begin(gen int64)
+	// NewEvaluator returns an evaluator for the exclusive use of one
+	// worker goroutine (its own workspace).
+	NewEvaluator() Evaluator
+}
+
+// Evaluator scores parameter vectors on the current generation's data. The
+// score must be a pure function of the parameters and that data.
+type Evaluator interface {
+	Evaluate(params []float32) Score
+}
+
+// Stats summarises one generation.
+type Stats struct {
+	Gen         int64   // generations completed, this one included
+	Center      Score   // the unperturbed parameters on this generation's data
+	MeanFitness float64 // mean over the population
+	BestFitness float64
+	Evaluations int // forward evaluations done, the center included
+}
+
+// Trainer runs ES generations. Params, Opt and Gen are its whole state.
+type Trainer struct {
+	Cfg    Config
+	Obj    Objective
+	Noise  *NoiseTable
+	Params []float32
+	Opt    *Adam
+	Gen    int64 // generations completed
+
+	evals   []Evaluator
+	scratch [][]float32 // one perturbed parameter vector per worker
+	accs    [][]float32 // one gradient chunk per worker
+	fitness []float64
+	weights []float32
+	offsets []int
+}
+
+// gradChunk is the number of parameters one worker updates at a time; its
+// accumulator stays in L1 while the pairs' noise streams past.
+const gradChunk = 4096
+
+// NewTrainer returns a trainer at generation 0 starting from a copy of init.
+func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*Trainer, error) {
+	dim := obj.Dim()
+	if len(init) != dim {
+		return nil, fmt.Errorf("es: initial parameters have %d values, the objective wants %d", len(init), dim)
+	}
+	if noise != nil && cfg.NoiseSize == 0 {
+		cfg.NoiseSize = len(noise.Values)
+	}
+	if err := cfg.Validate(dim); err != nil {
+		return nil, err
+	}
+	if noise == nil || noise.Seed != cfg.NoiseSeed || len(noise.Values) != cfg.NoiseSize {
+		return nil, fmt.Errorf("es: the noise table does not match the configuration (seed %d, size %d)", cfg.NoiseSeed, cfg.NoiseSize)
+	}
+	for i, v := range init {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return nil, fmt.Errorf("es: initial parameter %d is %v", i, v)
+		}
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	t := &Trainer{
+		Cfg: cfg, Obj: obj, Noise: noise,
+		Params:  append([]float32(nil), init...),
+		Opt:     NewAdam(dim, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.Eps),
+		fitness: make([]float64, cfg.Pop),
+		weights: make([]float32, cfg.Pop/2),
+		offsets: make([]int, cfg.Pop/2),
+	}
+	for w := 0; w < cfg.Workers; w++ {
+		t.evals = append(t.evals, obj.NewEvaluator())
+		t.scratch = append(t.scratch, make([]float32, dim))
+		t.accs = append(t.accs, make([]float32, gradChunk))
+	}
+	return t, nil
+}
+
+// parallel runs job(w, i) for i in [0, n) on the trainer's workers; w is the
+// worker's index, which owns evals[w], scratch[w] and accs[w]. Which worker
+// runs which job varies; results must land in slots fixed by i.
+func (t *Trainer) parallel(n int, job func(w, i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(t.Cfg.Workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				job(w, i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Step runs one generation: evaluate the population θ ± σε_p and θ itself,
+// shape the fitness into centered ranks, estimate the gradient and take one
+// Adam step with L2 decay.
+func (t *Trainer) Step() Stats {
+	cfg, dim := t.Cfg, len(t.Params)
+	pairs := cfg.Pop / 2
+	gen := t.Gen
+	t.Obj.Begin(gen)
+	for p := range t.offsets {
+		t.offsets[p] = t.Noise.Offset(cfg.Seed, gen, p, dim)
+	}
+
+	// Evaluation: job p < pairs is pair p (both signs on one worker, so the
+	// noise slice is still in cache for the second); job pairs is θ.
+	var center Score
+	t.parallel(pairs+1, func(w, p int) {
+		ev := t.evals[w]
+		if p == pairs {
+			center = ev.Evaluate(t.Params)
+			return
+		}
+		eps := t.Noise.Slice(t.offsets[p], dim)
+		s := t.scratch[w]
+		addScaled(s, t.Params, cfg.Sigma, eps)
+		t.fitness[2*p] = ev.Evaluate(s).Fitness
+		addScaled(s, t.Params, -cfg.Sigma, eps)
+		t.fitness[2*p+1] = ev.Evaluate(s).Fitness
+	})
+
+	ranks := CenteredRanks(t.fitness)
+	for p := range t.weights {
+		t.weights[p] = float32(ranks[2*p] - ranks[2*p+1])
+	}
+
+	// Update, chunk by chunk: each parameter's gradient sums the pairs in
+	// index order, whoever computes the chunk, then Adam steps the chunk.
+	a := t.Opt.stepSize(t.Opt.T + 1)
+	invPop := 1 / float32(cfg.Pop)
+	chunks := (dim + gradChunk - 1) / gradChunk
+	t.parallel(chunks, func(w, c int) {
+		lo := c * gradChunk
+		hi := min(lo+gradChunk, dim)
+		acc := t.accs[w][:hi-lo]
+		clear(acc)
+		for p, wt := range t.weights {
+			if wt == 0 { // adds only zeros; skipping it changes no bit
+				continue
+			}
+			off := t.offsets[p]
+			addScaled(acc, acc, wt, t.Noise.Values[off+lo:off+hi])
+		}
+		theta := t.Params[lo:hi]
+		for i, g := range acc {
+			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
+			acc[i] = float32(cfg.L2*theta[i]) - float32(g*invPop)
+		}
+		t.Opt.update(a, t.Params, acc, lo, hi)
+	})
+	t.Opt.T++
+	t.Gen++
+
+	st := Stats{Gen: t.Gen, Center: center, Evaluations: cfg.Pop + 1, BestFitness: math.Inf(-1)}
+	for _, f := range t.fitness {
+		st.MeanFitness += f
+		st.BestFitness = max(st.BestFitness, f)
+	}
+	st.MeanFitness /= float64(cfg.Pop)
+	return st
+}
