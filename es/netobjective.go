@@ -1,0 +1,102 @@
+package es
+
+import (
+	"fmt"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+)
+
+// Fitness kinds a NetObjective computes on the shared minibatch.
+const (
+	FitnessXent = "xent" // negative mean cross-entropy (fpnet.SoftmaxCrossEntropy)
+	FitnessAcc  = "acc"  // fraction correct; ties share their rank
+)
+
+// NetObjective is the exact float32 network on a labelled dataset: each
+// generation, the whole population shares one minibatch, drawn without
+// replacement from a seeded permutation of the data (a new one per epoch).
+type NetObjective struct {
+	Net     *fpnet.Net
+	Data    *fpnet.Dataset
+	Batch   int
+	Seed    uint64
+	Fitness string
+
+	x     []float32 // the generation's images, Batch×Dim
+	y     []uint8   // and labels
+	perm  []int32   // the permutation of epoch permEpoch
+	epoch int64
+}
+
+// NewNetObjective checks the pieces fit together and returns the objective.
+func NewNetObjective(net *fpnet.Net, data *fpnet.Dataset, batch int, seed uint64, fitness string) (*NetObjective, error) {
+	switch {
+	case fitness != FitnessXent && fitness != FitnessAcc:
+		return nil, fmt.Errorf("es: unknown fitness %q (want %q or %q)", fitness, FitnessXent, FitnessAcc)
+	case batch <= 0 || batch > data.N:
+		return nil, fmt.Errorf("es: batch %d outside [1, %d examples]", batch, data.N)
+	case data.Dim != net.Arch.Inputs():
+		return nil, fmt.Errorf("es: data has %d inputs per example, the network %d", data.Dim, net.Arch.Inputs())
+	}
+	inner := *net
+	inner.Threads = 1 // the parallelism is across members
+	return &NetObjective{Net: &inner, Data: data, Batch: batch, Seed: seed, Fitness: fitness,
+		x: make([]float32, batch*data.Dim), y: make([]uint8, batch), epoch: -1}, nil
+}
+
+// Dim is the number of network parameters.
+func (o *NetObjective) Dim() int { return o.Net.Arch.NumParams() }
+
+// Begin copies generation gen's minibatch: examples gen·Batch ... of the
+// stream of epochs, each epoch a seeded permutation of the data.
+func (o *NetObjective) Begin(gen int64) {
+	n := int64(o.Data.N)
+	d := o.Data.Dim
+	pos := gen * int64(o.Batch)
+	for k := 0; k < o.Batch; k++ {
+		e, j := (pos+int64(k))/n, (pos+int64(k))%n
+		if e != o.epoch {
+			o.permute(e)
+		}
+		i := int(o.perm[j])
+		copy(o.x[k*d:(k+1)*d], o.Data.Images[i*d:(i+1)*d])
+		o.y[k] = o.Data.Labels[i]
+	}
+}
+
+// permute makes epoch e's permutation (Fisher–Yates on a counter stream).
+func (o *NetObjective) permute(e int64) {
+	if o.perm == nil {
+		o.perm = make([]int32, o.Data.N)
+	}
+	for i := range o.perm {
+		o.perm[i] = int32(i)
+	}
+	s := newStream(streamKey(o.Seed, tagBatch, uint64(e)))
+	for i := len(o.perm) - 1; i > 0; i-- {
+		j := s.uintn(uint64(i + 1))
+		o.perm[i], o.perm[j] = o.perm[j], o.perm[i]
+	}
+	o.epoch = e
+}
+
+// NewEvaluator returns an evaluator with its own workspace.
+func (o *NetObjective) NewEvaluator() Evaluator {
+	return &netEvaluator{o: o, ws: o.Net.NewWorkspace(o.Batch)}
+}
+
+type netEvaluator struct {
+	o  *NetObjective
+	ws *fpnet.Workspace
+}
+
+func (e *netEvaluator) Evaluate(params []float32) Score {
+	o := e.o
+	logits := o.Net.Forward(e.ws, params, o.x, o.Batch)
+	loss, correct := fpnet.SoftmaxCrossEntropy(logits, o.y, o.Batch, o.Net.Arch.Classes())
+	acc := float64(correct) / float64(o.Batch)
+	if o.Fitness == FitnessAcc {
+		return Score{Fitness: acc, Accuracy: acc}
+	}
+	return Score{Fitness: -loss, Accuracy: acc}
+}

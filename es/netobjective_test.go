@@ -1,0 +1,120 @@
+package es
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+)
+
+var mnist struct {
+	once        sync.Once
+	train, test *fpnet.Dataset
+	err         error
+}
+
+func loadMNIST(t testing.TB) (train, test *fpnet.Dataset) {
+	t.Helper()
+	mnist.once.Do(func() { mnist.train, mnist.test, mnist.err = fpnet.LoadMNIST("") })
+	if mnist.err != nil {
+		t.Fatal(mnist.err)
+	}
+	return mnist.train, mnist.test
+}
+
+// tinyNetTrainer is the small configuration the determinism tests run: a
+// 784-16-16-10 network under the article's recipe on real MNIST images.
+func tinyNetTrainer(t testing.TB, workers int, recipeName string) *Trainer {
+	t.Helper()
+	train, _ := loadMNIST(t)
+	recipe, err := fpnet.RecipeByName(recipeName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := fpnet.Arch{Sizes: []int{784, 16, 16, 10}}
+	obj, err := NewNetObjective(fpnet.NewNet(arch, recipe), train, 32, 5, FitnessXent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Pop, cfg.Sigma, cfg.LR, cfg.NoiseSize, cfg.Workers = 8, 0.02, 0.01, 1<<15, workers
+	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(cfg, obj, noise, fpnet.InitParams(arch, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// goldenTinyNetSHA256 is the parameter hash after 6 generations of the tiny
+// network, made on linux/amd64 (avx2). purego, avx512 and arm64 (neon, under
+// qemu) must reproduce it, with any number of workers: `make test` runs this
+// test on each of them.
+const goldenTinyNetSHA256 = "0522f850a3d6d1fa7f08dde37d9a20a7b520443a5f103f99a8dd018a134c11ba"
+
+func TestNetTrainerSameBitsEverywhere(t *testing.T) {
+	var first string
+	for _, w := range []int{1, 2, 3} {
+		tr := tinyNetTrainer(t, w, "openai2017")
+		for i := 0; i < 6; i++ {
+			tr.Step()
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
+		}
+	}
+	if first != goldenTinyNetSHA256 {
+		t.Fatalf("params SHA-256 %s, golden %s", first, goldenTinyNetSHA256)
+	}
+}
+
+// The determinism test only means something if the flushes matter on this
+// configuration: the exact network must disagree with its IEEE control.
+func TestTinyNetUsesTheFlushes(t *testing.T) {
+	exact, ieee := tinyNetTrainer(t, 1, "openai2017"), tinyNetTrainer(t, 1, "ieee")
+	exact.Obj.Begin(0)
+	ieee.Obj.Begin(0)
+	a, b := exact.evals[0].Evaluate(exact.Params), ieee.evals[0].Evaluate(ieee.Params)
+	if a.Fitness == b.Fitness {
+		t.Fatalf("openai2017 and ieee give the same fitness %v: no flush reached the result", a.Fitness)
+	}
+}
+
+func TestNetObjectiveBatchesCoverEpoch(t *testing.T) {
+	train, _ := loadMNIST(t)
+	small := train.Subset(100)
+	arch := fpnet.Arch{Sizes: []int{784, 4, 10}}
+	recipe, _ := fpnet.RecipeByName("openai2017")
+	obj, err := NewNetObjective(fpnet.NewNet(arch, recipe), small, 25, 1, FitnessAcc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make(map[uint8]int)
+	for g := int64(0); g < 4; g++ { // one epoch: each example once
+		obj.Begin(g)
+		for _, y := range obj.y {
+			counts[y]++
+		}
+	}
+	want := make(map[uint8]int)
+	for _, y := range small.Labels {
+		want[y]++
+	}
+	for c, n := range want {
+		if counts[c] != n {
+			t.Fatalf("class %d drawn %d times in one epoch, the data has %d", c, counts[c], n)
+		}
+	}
+	if _, err := NewNetObjective(fpnet.NewNet(arch, recipe), small, 101, 1, FitnessAcc); err == nil {
+		t.Fatal("batch larger than the data accepted")
+	}
+	if _, err := NewNetObjective(fpnet.NewNet(arch, recipe), small, 10, 1, "mse"); err == nil {
+		t.Fatal("unknown fitness accepted")
+	}
+}
