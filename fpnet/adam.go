@@ -1,0 +1,58 @@
+package fpnet
+
+import "fmt"
+
+// Adam is the Adam optimizer (Kingma & Ba) in float32, written with an
+// explicit conversion around every product that meets an add so that the
+// same gradients give the same parameters, bit for bit, on every platform.
+// The state is exported for checkpoints.
+type Adam struct {
+	LR, Beta1, Beta2, Eps float32
+	// WeightDecay is decoupled (AdamW): p -= lr·WeightDecay·p each step.
+	WeightDecay float32
+	M, V        []float32
+	T           int64   // steps taken
+	pow1, pow2  float64 // Beta1^T, Beta2^T (recomputed from T when zero)
+}
+
+// NewAdam returns Adam for n parameters.
+func NewAdam(n int, lr, beta1, beta2, eps float32) *Adam {
+	return &Adam{LR: lr, Beta1: beta1, Beta2: beta2, Eps: eps, M: make([]float32, n), V: make([]float32, n)}
+}
+
+// Step moves params against grad (a gradient of the loss to minimise).
+func (o *Adam) Step(params, grad []float32) {
+	if len(params) != len(o.M) || len(grad) != len(o.M) {
+		panic(fmt.Sprintf("fpnet: Adam.Step got %d params and %d gradients for state of %d", len(params), len(grad), len(o.M)))
+	}
+	if o.T == 0 || o.pow1 == 0 {
+		o.pow1, o.pow2 = 1, 1
+		for i := int64(0); i < o.T; i++ {
+			o.pow1 *= float64(o.Beta1)
+			o.pow2 *= float64(o.Beta2)
+		}
+	}
+	o.T++
+	o.pow1 *= float64(o.Beta1)
+	o.pow2 *= float64(o.Beta2)
+	// Bias correction folded into the step size, as in the paper's
+	// efficient form; float64 then rounded once.
+	stepSize := float32(float64(o.LR) * sqrt64(1-o.pow2) / (1 - o.pow1))
+	b1, b2 := o.Beta1, o.Beta2
+	c1, c2 := 1-b1, 1-b2
+	eps := o.Eps
+	decay := o.LR * o.WeightDecay
+	m, v := o.M[:len(params)], o.V[:len(params)]
+	grad = grad[:len(params)]
+	for i, g := range grad {
+		mi := float32(b1*m[i]) + float32(c1*g)
+		vi := float32(b2*v[i]) + float32(c2*float32(g*g))
+		m[i], v[i] = mi, vi
+		p := params[i]
+		if decay != 0 {
+			p -= float32(decay * p)
+		}
+		denom := float32(sqrt64(float64(vi))) + eps
+		params[i] = p - float32(stepSize*mi)/denom
+	}
+}

@@ -1,0 +1,172 @@
+package fpnet
+
+import (
+	"math"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+// The network's elementwise ops, bias add and scaling by a power of two, in
+// any denormal environment, bit-identical to kernels.Add and kernels.Mul
+// but at native speed: the environment is applied around one native IEEE
+// operation instead of calling the scalar reference per element.
+//
+// Why that is exact:
+//   - DAZ: an input whose exponent field is zero (subnormal or zero) is read
+//     as a zero of the same sign.
+//   - Add: a tiny exact sum is always representable (both operands are
+//     multiples of 2^-149), so the native sum is exact whenever it is tiny,
+//     x86 and Arm tininess agree, and flushing means "a result with a zero
+//     exponent field becomes a zero of its sign".
+//   - Scaling by 2^e with 2^e a normal float32: the exact product x·2^e is
+//     tiny iff |x| < 2^(-126-e). That is decided from the input, because a
+//     native multiply could round an exact result just below 2^-126 up to
+//     2^-126 (x86 FTZ flushes it: tininess is decided on the value rounded
+//     with unbounded exponent, which here is the exact value). A product
+//     that is not tiny is exact (or overflows natively).
+
+const (
+	expMask  = 0x7f800000
+	signMask = 0x80000000
+)
+
+// dazRead applies denormals-are-zero to one input.
+func dazRead(x float32) float32 {
+	b := math.Float32bits(x)
+	if b&expMask == 0 {
+		return math.Float32frombits(b & signMask)
+	}
+	return x
+}
+
+// ftzWrite flushes one add result that is tiny (exact, so its zero exponent
+// field says so) to a zero of its sign.
+func ftzWrite(x float32) float32 {
+	b := math.Float32bits(x)
+	if b&expMask == 0 {
+		return math.Float32frombits(b & signMask)
+	}
+	return x
+}
+
+// AddEnv returns a+b in env, the same bits as kernels.Add(env, a, b).
+func AddEnv(env kernels.Env, a, b float32) float32 {
+	if env.ZeroesInputs() {
+		a, b = dazRead(a), dazRead(b)
+	}
+	s := a + b
+	if env.FlushesOutputs() {
+		s = ftzWrite(s)
+	}
+	return s
+}
+
+// ScaleEnv returns x·2^e in env, the same bits as
+// kernels.Mul(env, x, 2^e); -126 <= e <= 127.
+func ScaleEnv(env kernels.Env, x float32, e int) float32 {
+	s, tiny := pow2(e)
+	if env.ZeroesInputs() {
+		x = dazRead(x)
+	}
+	if env.FlushesOutputs() && x != 0 && math.Abs(float64(x)) < tiny {
+		return math.Float32frombits(math.Float32bits(x) & signMask)
+	}
+	return x * s
+}
+
+// pow2 returns 2^e as a float32 and the float64 magnitude below which an
+// input x makes x·2^e tiny (2^(-126-e)).
+func pow2(e int) (scale float32, tinyBelow float64) {
+	if e < -126 || e > 127 {
+		panic("fpnet: power-of-two scaling 2^e needs -126 <= e <= 127")
+	}
+	return math.Float32frombits(uint32(e+127) << 23), ldexp64(1, -126-e)
+}
+
+// addBiasRows writes src + bias, bias (len cols) added to every row of src
+// (rows×cols), in env, to dst (which may alias src).
+func addBiasRows(env kernels.Env, dst, src, bias []float32, rows, cols int) {
+	src = src[:rows*cols]
+	dst = dst[:rows*cols]
+	bias = bias[:cols]
+	daz, ftz := env.ZeroesInputs(), env.FlushesOutputs()
+	if !daz && !ftz {
+		for r := 0; r < rows; r++ {
+			in := src[r*cols : r*cols+cols]
+			out := dst[r*cols : r*cols+cols]
+			for j, b := range bias {
+				out[j] = in[j] + b
+			}
+		}
+		return
+	}
+	for r := 0; r < rows; r++ {
+		in := src[r*cols : r*cols+cols]
+		row := dst[r*cols : r*cols+cols]
+		for j, b := range bias {
+			a := in[j]
+			if daz {
+				ab := math.Float32bits(a)
+				if ab&expMask == 0 {
+					a = math.Float32frombits(ab & signMask)
+				}
+				bb := math.Float32bits(b)
+				if bb&expMask == 0 {
+					b = math.Float32frombits(bb & signMask)
+				}
+			}
+			s := a + b
+			if ftz {
+				sb := math.Float32bits(s)
+				if sb&expMask == 0 {
+					s = math.Float32frombits(sb & signMask)
+				}
+			}
+			row[j] = s
+		}
+	}
+}
+
+// scaleInPlace multiplies every element of x by 2^e in env.
+func scaleInPlace(env kernels.Env, x []float32, e int) {
+	scaleInto(env, x, x, e)
+}
+
+// scaleInto writes src·2^e in env to dst (which may alias src).
+func scaleInto(env kernels.Env, dst, src []float32, e int) {
+	s, tinyBelow := pow2(e)
+	dst = dst[:len(src)]
+	daz, ftz := env.ZeroesInputs(), env.FlushesOutputs()
+	if !daz && !ftz {
+		for i, v := range src {
+			dst[i] = v * s
+		}
+		return
+	}
+	// The threshold as float32 bits when it is a normal float32 or larger,
+	// so the common case compares integers; 2^(-126-e) is subnormal for
+	// e > 0 and then every normal input passes it.
+	var tinyBits uint32 // |x| bits below this are tiny (0: none are, after DAZ)
+	if t := -126 - e; t >= -126 {
+		tinyBits = uint32(t+127) << 23
+	}
+	for i, v := range src {
+		b := math.Float32bits(v)
+		mag := b &^ signMask
+		if daz && mag&expMask == 0 {
+			dst[i] = math.Float32frombits(b & signMask)
+			continue
+		}
+		if ftz && mag != 0 {
+			tiny := mag < tinyBits
+			if tinyBits == 0 {
+				tiny = math.Abs(float64(v)) < tinyBelow
+			}
+			if tiny {
+				dst[i] = math.Float32frombits(b & signMask)
+				continue
+			}
+		}
+		dst[i] = v * s
+	}
+}

@@ -1,0 +1,50 @@
+package fpnet
+
+// SoftmaxCrossEntropy returns the mean cross-entropy of batch rows of logits
+// (batch×classes) against labels, and how many rows' arg-max is the label.
+// It computes in float64 with deterministic exp and log and a fixed order,
+// so it gives the same bits on every platform.
+func SoftmaxCrossEntropy(logits []float32, labels []uint8, batch, classes int) (meanLoss float64, correct int) {
+	return softmaxCE(logits, labels, batch, classes, nil)
+}
+
+// SoftmaxCrossEntropyGrad is SoftmaxCrossEntropy that also writes the
+// gradient of the mean loss with respect to the logits,
+// (softmax − onehot)/batch, to grad (batch×classes).
+func SoftmaxCrossEntropyGrad(logits []float32, labels []uint8, batch, classes int, grad []float32) (meanLoss float64, correct int) {
+	return softmaxCE(logits, labels, batch, classes, grad[:batch*classes])
+}
+
+func softmaxCE(logits []float32, labels []uint8, batch, classes int, grad []float32) (float64, int) {
+	if batch == 0 {
+		return 0, 0
+	}
+	total := 0.0
+	correct := 0
+	inv := 1 / float64(batch)
+	for r := 0; r < batch; r++ {
+		row := logits[r*classes : r*classes+classes]
+		y := int(labels[r])
+		best := argmax(row)
+		if best == y {
+			correct++
+		}
+		m := float64(row[best])
+		sum := 0.0
+		for _, v := range row {
+			sum += exp64(float64(v) - m)
+		}
+		total += log64(sum) - (float64(row[y]) - m)
+		if grad != nil {
+			g := grad[r*classes : r*classes+classes]
+			for j, v := range row {
+				p := exp64(float64(v)-m) / sum
+				if j == y {
+					p -= 1
+				}
+				g[j] = float32(p * inv)
+			}
+		}
+	}
+	return total * inv, correct
+}

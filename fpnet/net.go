@@ -1,0 +1,164 @@
+package fpnet
+
+import (
+	"fmt"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+// Net is a network shape run under a recipe.
+type Net struct {
+	Arch   Arch
+	Recipe Recipe
+	// Threads is the number of goroutines each product may use (0 or 1:
+	// the calling goroutine only). The bits never depend on it.
+	Threads int
+}
+
+// NewNet returns the network for an architecture and recipe.
+func NewNet(a Arch, r Recipe) *Net { return &Net{Arch: a, Recipe: r} }
+
+// Workspace is one goroutine's scratch for forward (and backward) passes,
+// sized once so that a pass allocates nothing.
+type Workspace struct {
+	maxBatch int
+	// Prod[l] holds layer l's raw product z_{l-1}·W_l (batch×fan_out),
+	// Act[l] its output after the elementwise ops (the last one: logits).
+	Prod, Act [][]float32
+	// scaledBias[l] is b_l·2^-ScaleExp in the element environment, the
+	// bias the hidden and output layers add.
+	scaledBias [][]float32
+}
+
+// NewWorkspace allocates scratch for batches of up to maxBatch rows.
+func (n *Net) NewWorkspace(maxBatch int) *Workspace {
+	if maxBatch <= 0 {
+		panic("fpnet: NewWorkspace needs maxBatch > 0")
+	}
+	L := n.Arch.Layers()
+	ws := &Workspace{maxBatch: maxBatch, Prod: make([][]float32, L), Act: make([][]float32, L), scaledBias: make([][]float32, L)}
+	for l := 0; l < L; l++ {
+		out := n.Arch.Sizes[l+1]
+		ws.Prod[l] = make([]float32, maxBatch*out)
+		ws.Act[l] = make([]float32, maxBatch*out)
+		ws.scaledBias[l] = make([]float32, out)
+	}
+	return ws
+}
+
+// MaxBatch is the largest batch the workspace holds.
+func (ws *Workspace) MaxBatch() int { return ws.maxBatch }
+
+// Forward runs the exact network on batch rows of x (batch×inputs) and
+// returns the logits (batch×classes), which alias ws. With s = 2^ScaleExp,
+// every product in ProductEnv and every elementwise op in ElementEnv:
+//
+//	h1 = (x·W1 + b1) / s
+//	h_l = h_{l-1}·W_l + b_l/s          (hidden layers)
+//	o  = (h_{L-1}·W_L + b_L/s) · s     (the last layer)
+//
+// which for 784-512-512-10 is the article's network. Division by s is the
+// multiplication by 2^-ScaleExp (same value, same flush).
+func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
+	a := n.Arch
+	if batch < 0 || batch > ws.maxBatch {
+		panic(fmt.Sprintf("fpnet: Forward batch %d outside workspace's [0, %d]", batch, ws.maxBatch))
+	}
+	if len(params) != a.NumParams() {
+		panic(fmt.Sprintf("fpnet: Forward got %d parameters, architecture %s has %d", len(params), a, a.NumParams()))
+	}
+	if len(x) < batch*a.Inputs() {
+		panic(fmt.Sprintf("fpnet: Forward input holds %d values, %d rows of %d need %d", len(x), batch, a.Inputs(), batch*a.Inputs()))
+	}
+	pe, ee, e := n.Recipe.ProductEnv, n.Recipe.ElementEnv, n.Recipe.ScaleExp
+	threads := max(n.Threads, 1)
+	in := x
+	views := a.LayerViews()
+	last := len(views) - 1
+	for l, ly := range views {
+		rows := batch * ly.FanOut
+		prod, act := ws.Prod[l][:rows], ws.Act[l][:rows]
+		kernels.MatMulParallel(pe, prod, in[:batch*ly.FanIn], ly.W(params), batch, ly.FanIn, ly.FanOut, threads)
+		if l == 0 {
+			addBiasRows(ee, act, prod, ly.B(params), batch, ly.FanOut)
+			scaleInPlace(ee, act, -e)
+		} else {
+			sb := ws.scaledBias[l]
+			scaleInto(ee, sb, ly.B(params), -e)
+			addBiasRows(ee, act, prod, sb, batch, ly.FanOut)
+		}
+		if l == last {
+			scaleInPlace(ee, act, e)
+		}
+		in = act
+	}
+	return ws.Act[last][:batch*a.Classes()]
+}
+
+// Predict writes the arg-max class of each of batch rows of logits to dst.
+func Predict(dst []uint8, logits []float32, batch, classes int) {
+	for r := 0; r < batch; r++ {
+		dst[r] = uint8(argmax(logits[r*classes : r*classes+classes]))
+	}
+}
+
+// argmax returns the index of the largest value (the first on ties; NaN
+// never wins).
+func argmax(v []float32) int {
+	best := 0
+	for j := 1; j < len(v); j++ {
+		if v[j] > v[best] || v[best] != v[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// EvalChunk is the number of rows Evaluate runs per forward pass. It is
+// fixed so that the summed loss does not depend on the worker count.
+const EvalChunk = 500
+
+// Evaluate runs the exact network over the whole dataset with up to workers
+// goroutines and returns the number of correct predictions and the mean
+// cross-entropy. The result is the same bits for any worker count.
+func (n *Net) Evaluate(params []float32, ds *Dataset, workers int) (correct int, meanLoss float64) {
+	if ds.N == 0 {
+		return 0, 0
+	}
+	chunks := (ds.N + EvalChunk - 1) / EvalChunk
+	losses := make([]float64, chunks)
+	corrects := make([]int, chunks)
+	workers = max(1, min(workers, chunks))
+	// Products single-threaded inside: the parallelism is over chunks.
+	inner := *n
+	inner.Threads = 1
+	next := make(chan int, chunks)
+	for c := 0; c < chunks; c++ {
+		next <- c
+	}
+	close(next)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			ws := inner.NewWorkspace(EvalChunk)
+			for c := range next {
+				lo := c * EvalChunk
+				hi := min(lo+EvalChunk, ds.N)
+				logits := inner.Forward(ws, params, ds.Images[lo*ds.Dim:hi*ds.Dim], hi-lo)
+				l, k := SoftmaxCrossEntropy(logits, ds.Labels[lo:hi], hi-lo, n.Arch.Classes())
+				losses[c] = l * float64(hi-lo)
+				corrects[c] = k
+			}
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	total := 0.0
+	for c := range losses {
+		total += losses[c]
+		correct += corrects[c]
+	}
+	return correct, total / float64(ds.N)
+}

@@ -1,0 +1,267 @@
+package fpnet
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+)
+
+// Parameters are saved as safetensors (https://huggingface.co/docs/safetensors),
+// which PyTorch, JAX and numpy users can open: an 8-byte little-endian
+// header length, a JSON header, then the tensors' bytes. Here the tensors
+// are W1, b1, W2, b2, ... as F32 little-endian in that order (W_l shaped
+// [fan_in, fan_out]), and __metadata__ carries:
+//
+//	format         "underflow-fpnet"
+//	format_version "1"
+//	arch           "784-512-512-10"
+//	recipe         the recipe name
+//	params_sha256  sha256 of the parameter bytes (all tensors, in order)
+//
+// plus whatever the caller adds. LoadParams refuses a file whose bytes do
+// not match the checksum, whose shapes do not match arch, or whose values
+// are not finite.
+const (
+	formatName    = "underflow-fpnet"
+	formatVersion = "1"
+	// maxHeader bounds the JSON header a loader accepts (a real one is < 1 KiB).
+	maxHeader = 1 << 20
+)
+
+// ParamsBytes returns the parameters as little-endian float32 bytes.
+func ParamsBytes(params []float32) []byte {
+	b := make([]byte, 4*len(params))
+	for i, v := range params {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+// ParamsSHA256 is the hex sha256 of the parameters' little-endian bytes:
+// the identity of a trained network, equal on every platform when the bits
+// are.
+func ParamsSHA256(params []float32) string {
+	s := sha256.Sum256(ParamsBytes(params))
+	return hex.EncodeToString(s[:])
+}
+
+// CheckFinite returns an error naming the first NaN or infinite parameter.
+func CheckFinite(a Arch, params []float32) error {
+	for i, v := range params {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("parameter %d (%s) is %v", i, a.ParamName(i), v)
+		}
+	}
+	return nil
+}
+
+// TensorNames returns the names of the tensors: W1, b1, W2, b2, ...
+func (a Arch) TensorNames() []string {
+	var names []string
+	for l := 1; l <= a.Layers(); l++ {
+		names = append(names, "W"+strconv.Itoa(l), "b"+strconv.Itoa(l))
+	}
+	return names
+}
+
+// ParamName says where flat index i lies, as "W2[3,17]" or "b1[5]".
+func (a Arch) ParamName(i int) string {
+	for l, ly := range a.LayerViews() {
+		if i >= ly.WOff && i < ly.BOff {
+			j := i - ly.WOff
+			return fmt.Sprintf("W%d[%d,%d]", l+1, j/ly.FanOut, j%ly.FanOut)
+		}
+		if i >= ly.BOff && i < ly.BOff+ly.FanOut {
+			return fmt.Sprintf("b%d[%d]", l+1, i-ly.BOff)
+		}
+	}
+	return fmt.Sprintf("index %d", i)
+}
+
+type tensorInfo struct {
+	Dtype       string   `json:"dtype"`
+	Shape       []int    `json:"shape"`
+	DataOffsets [2]int64 `json:"data_offsets"`
+}
+
+// SaveParams writes params for arch a as a safetensors file, atomically
+// (temporary file, fsync, rename). meta adds entries to __metadata__; the
+// reserved keys (format, format_version, arch, recipe, params_sha256) are
+// set by SaveParams.
+func SaveParams(path string, a Arch, recipe string, params []float32, meta map[string]string) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if len(params) != a.NumParams() {
+		return fmt.Errorf("save %s: %d parameters, architecture %s has %d", path, len(params), a, a.NumParams())
+	}
+	if err := CheckFinite(a, params); err != nil {
+		return fmt.Errorf("save %s: refusing to save non-finite parameters: %v", path, err)
+	}
+	md := map[string]string{}
+	for k, v := range meta {
+		md[k] = v
+	}
+	md["format"] = formatName
+	md["format_version"] = formatVersion
+	md["arch"] = a.String()
+	md["recipe"] = recipe
+	md["params_sha256"] = ParamsSHA256(params)
+	header := map[string]any{"__metadata__": md}
+	var off int64
+	names := a.TensorNames()
+	for l, ly := range a.LayerViews() {
+		wBytes := int64(4 * ly.FanIn * ly.FanOut)
+		header[names[2*l]] = tensorInfo{Dtype: "F32", Shape: []int{ly.FanIn, ly.FanOut}, DataOffsets: [2]int64{off, off + wBytes}}
+		off += wBytes
+		bBytes := int64(4 * ly.FanOut)
+		header[names[2*l+1]] = tensorInfo{Dtype: "F32", Shape: []int{ly.FanOut}, DataOffsets: [2]int64{off, off + bBytes}}
+		off += bBytes
+	}
+	hj, err := json.Marshal(header)
+	if err != nil {
+		return err
+	}
+	for len(hj)%8 != 0 { // the format allows space padding; keeps the data 8-aligned
+		hj = append(hj, ' ')
+	}
+	buf := make([]byte, 8, 8+len(hj)+4*len(params))
+	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
+	buf = append(buf, hj...)
+	buf = append(buf, ParamsBytes(params)...)
+	return WriteFileAtomic(path, buf)
+}
+
+// LoadParams reads a file written by SaveParams and checks it whole: the
+// header, the format version, every tensor's dtype, shape and place, the
+// data length, the checksum, and that every value is finite.
+func LoadParams(path string) (Arch, []float32, map[string]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Arch{}, nil, nil, err
+	}
+	bad := func(format string, args ...any) (Arch, []float32, map[string]string, error) {
+		return Arch{}, nil, nil, fmt.Errorf("model file %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if len(data) < 8 {
+		return bad("%d bytes, too short for a safetensors header (truncated?)", len(data))
+	}
+	hlen := binary.LittleEndian.Uint64(data)
+	if hlen > maxHeader || hlen > uint64(len(data)-8) {
+		return bad("header length %d exceeds the file (%d bytes): truncated or not safetensors", hlen, len(data))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+		return bad("corrupt JSON header: %v", err)
+	}
+	var md map[string]string
+	if m, ok := raw["__metadata__"]; !ok {
+		return bad("no __metadata__ (not written by underflow?)")
+	} else if err := json.Unmarshal(m, &md); err != nil {
+		return bad("corrupt __metadata__: %v", err)
+	}
+	if md["format"] != formatName {
+		return bad("format %q, want %q", md["format"], formatName)
+	}
+	if md["format_version"] != formatVersion {
+		return bad("format version %q, this program reads version %s", md["format_version"], formatVersion)
+	}
+	a, err := ParseArch(md["arch"])
+	if err != nil {
+		return bad("%v", err)
+	}
+	body := data[8+hlen:]
+	want := int64(4 * a.NumParams())
+	if int64(len(body)) != want {
+		return bad("data section is %d bytes, architecture %s needs %d (truncated or altered)", len(body), a, want)
+	}
+	names := a.TensorNames()
+	if len(raw) != len(names)+1 {
+		keys := make([]string, 0, len(raw))
+		for k := range raw {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return bad("tensors %v, want exactly %v", keys, names)
+	}
+	var off int64
+	for l, ly := range a.LayerViews() {
+		for t, shape := range [][]int{{ly.FanIn, ly.FanOut}, {ly.FanOut}} {
+			name := names[2*l+t]
+			m, ok := raw[name]
+			if !ok {
+				return bad("tensor %s missing", name)
+			}
+			var ti tensorInfo
+			if err := json.Unmarshal(m, &ti); err != nil {
+				return bad("tensor %s: %v", name, err)
+			}
+			size := int64(4)
+			for _, d := range shape {
+				size *= int64(d)
+			}
+			if ti.Dtype != "F32" || fmt.Sprint(ti.Shape) != fmt.Sprint(shape) || ti.DataOffsets != [2]int64{off, off + size} {
+				return bad("tensor %s is %s %v at %v, want F32 %v at [%d %d]", name, ti.Dtype, ti.Shape, ti.DataOffsets, shape, off, off+size)
+			}
+			off += size
+		}
+	}
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != md["params_sha256"] {
+		return bad("checksum mismatch: parameters hash to %s, header says %q (file altered or damaged)", got, md["params_sha256"])
+	}
+	params := make([]float32, a.NumParams())
+	for i := range params {
+		params[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+	}
+	if err := CheckFinite(a, params); err != nil {
+		return bad("%v", err)
+	}
+	return a, params, md, nil
+}
+
+// WriteFileAtomic writes data to path so that a reader sees either the old
+// file or the whole new one: a temporary file in the same folder, fsync,
+// rename, then fsync of the folder.
+func WriteFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync() // best effort: not every file system syncs folders
+		d.Close()
+	}
+	return nil
+}
