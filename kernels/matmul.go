@@ -1,13 +1,75 @@
 package kernels
 
-// Placeholder product so that other packages compile while the blocked SIMD
-// products are written: the canonical FMA chain of float-semantics.md, one
-// element at a time, through the exact reference. The MATMUL work replaces
-// the insides of this file and keeps the names.
+// The public matrix products. Every form computes, for each element, the
+// canonical chain of float-semantics.md ("The canonical matrix product"):
+//
+//	acc = +0 (or the existing dst element for the Acc forms)
+//	for p = 0 .. k-1: acc = fma(A[i][p], B[p][j], acc), rounded once, then flushed per env
+//
+// so every backend, blocking and thread count gives the same bits. Which
+// backend serves a call is decided in backend.go.
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
-func checkDims(op string, dst, a, b []float32, m, k, n int) {
+// MatMul sets dst = a·b: a is m×k, b is k×n, dst is m×n, all row-major.
+func MatMul(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMul", env, dst, a, b, m, k, n, false, false, false, 1)
+}
+
+// MatMulAcc sets dst += a·b, continuing each element's chain from dst.
+func MatMulAcc(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMulAcc", env, dst, a, b, m, k, n, false, false, true, 1)
+}
+
+// MatMulTransA sets dst = aᵀ·b, with a stored k×m.
+func MatMulTransA(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMulTransA", env, dst, a, b, m, k, n, true, false, false, 1)
+}
+
+// MatMulTransAAcc sets dst += aᵀ·b, with a stored k×m.
+func MatMulTransAAcc(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMulTransAAcc", env, dst, a, b, m, k, n, true, false, true, 1)
+}
+
+// MatMulTransB sets dst = a·bᵀ, with b stored n×k.
+func MatMulTransB(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMulTransB", env, dst, a, b, m, k, n, false, true, false, 1)
+}
+
+// MatMulTransBAcc sets dst += a·bᵀ, with b stored n×k.
+func MatMulTransBAcc(env Env, dst, a, b []float32, m, k, n int) {
+	product("MatMulTransBAcc", env, dst, a, b, m, k, n, false, true, true, 1)
+}
+
+// MatMulParallel sets dst = a·b like MatMul, splitting the rows (or, for few
+// rows, the columns) of dst over up to threads goroutines. Each element's
+// chain is unchanged, so the bits do not depend on threads.
+func MatMulParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
+	product("MatMulParallel", env, dst, a, b, m, k, n, false, false, false, threads)
+}
+
+// matrix is a read-only strided view of a matrix operand: element (i, j) is
+// data[i*rs + j*cs]. Row-major storage has cs = 1; a transposed operand has
+// rs = 1.
+type matrix struct {
+	data   []float32
+	rs, cs int
+}
+
+func (x matrix) at(i, j int) float32 { return x.data[i*x.rs+j*x.cs] }
+
+// sub returns the view whose element (0, 0) is x's element (i, j).
+func (x matrix) sub(i, j int) matrix {
+	return matrix{x.data[i*x.rs+j*x.cs:], x.rs, x.cs}
+}
+
+func checkDims(op string, env Env, dst, a, b []float32, m, k, n int) {
+	if !env.Valid() {
+		panic(fmt.Sprintf("kernels.%s: invalid denormal environment %v", op, env))
+	}
 	if m < 0 || k < 0 || n < 0 {
 		panic(fmt.Sprintf("kernels.%s: negative dimension m=%d k=%d n=%d", op, m, k, n))
 	}
@@ -17,66 +79,55 @@ func checkDims(op string, dst, a, b []float32, m, k, n int) {
 	}
 }
 
-// refProduct runs the chain for every element; at(i,p) and bt(p,j) read the
-// operands so that one loop serves the plain and the transposed forms.
-func refProduct(env Env, dst []float32, m, k, n int, acc bool, at func(i, p int) float32, bt func(p, j int) float32) {
-	for i := 0; i < m; i++ {
-		for j := 0; j < n; j++ {
-			var s float32
-			if acc {
-				s = dst[i*n+j]
-			}
-			for p := 0; p < k; p++ {
-				s = FMA(env, at(i, p), bt(p, j), s)
-			}
-			dst[i*n+j] = s
+func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, transB, acc bool, threads int) {
+	checkDims(op, env, dst, a, b, m, k, n)
+	av := matrix{a, k, 1}
+	if transA {
+		av = matrix{a, 1, m}
+	}
+	bv := matrix{b, n, 1}
+	if transB {
+		bv = matrix{b, 1, k}
+	}
+	if !acc {
+		// The chains start from +0.
+		clear(dst[:m*n])
+	}
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	be := active
+	mode, native := be.mode(env)
+	if !native {
+		be = pureGo
+	}
+	if threads > m*n*k/(1<<18) {
+		// Below about 2^18 fused multiply-adds per goroutine the start-up
+		// costs more than it saves.
+		threads = max(1, m*n*k/(1<<18))
+	}
+	if threads <= 1 {
+		be.product(env, mode, dst, n, av, bv, m, k, n)
+		return
+	}
+	// Split the rows in multiples of the tile height, or the columns in
+	// multiples of the tile width when there are too few rows.
+	mr, nr := be.tile()
+	var wg sync.WaitGroup
+	if m >= threads*mr {
+		step := (m + threads - 1) / threads
+		step = (step + mr - 1) / mr * mr
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			wg.Go(func() { be.product(env, mode, dst[i0*n:], n, av.sub(i0, 0), bv, rows, k, n) })
+		}
+	} else {
+		step := (n + threads - 1) / threads
+		step = (step + nr - 1) / nr * nr
+		for j0 := 0; j0 < n; j0 += step {
+			cols := min(step, n-j0)
+			wg.Go(func() { be.product(env, mode, dst[j0:], n, av, bv.sub(0, j0), m, k, cols) })
 		}
 	}
+	wg.Wait()
 }
-
-// MatMul sets dst = a·b (a m×k, b k×n, dst m×n, row-major).
-func MatMul(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMul", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, false, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[p*n+j] })
-}
-
-// MatMulAcc sets dst += a·b, continuing each element's chain.
-func MatMulAcc(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMulAcc", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, true, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[p*n+j] })
-}
-
-// MatMulTransA sets dst = aᵀ·b, with a stored k×m.
-func MatMulTransA(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMulTransA", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, false, func(i, p int) float32 { return a[p*m+i] }, func(p, j int) float32 { return b[p*n+j] })
-}
-
-// MatMulTransAAcc sets dst += aᵀ·b, with a stored k×m.
-func MatMulTransAAcc(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMulTransAAcc", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, true, func(i, p int) float32 { return a[p*m+i] }, func(p, j int) float32 { return b[p*n+j] })
-}
-
-// MatMulTransB sets dst = a·bᵀ, with b stored n×k.
-func MatMulTransB(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMulTransB", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, false, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[j*k+p] })
-}
-
-// MatMulTransBAcc sets dst += a·bᵀ, with b stored n×k.
-func MatMulTransBAcc(env Env, dst, a, b []float32, m, k, n int) {
-	checkDims("MatMulTransBAcc", dst, a, b, m, k, n)
-	refProduct(env, dst, m, k, n, true, func(i, p int) float32 { return a[i*k+p] }, func(p, j int) float32 { return b[j*k+p] })
-}
-
-// MatMulParallel sets dst = a·b like MatMul; the placeholder runs on one goroutine.
-func MatMulParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
-	MatMul(env, dst, a, b, m, k, n)
-}
-
-// Backend names the backend that serves calls now.
-func Backend() string { return "purego" }
-
-// Native reports whether the current backend does env natively.
-func Native(env Env) bool { return true }

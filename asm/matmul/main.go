@@ -1,0 +1,218 @@
+// Command matmul generates the amd64 matrix-product micro-kernels of package
+// kernels: one AVX2+FMA (ymm) and one AVX-512 (zmm) kernel, both from the
+// same code below, parameterised only by vector register file and tile
+// height. Sharing the generator is deliberate: the AVX-512 kernel cannot run
+// on every development machine, so it must be the tested AVX2 kernel with
+// wider registers and nothing else.
+//
+// Each kernel computes, for mtiles consecutive tiles of mr rows × nr columns,
+// the canonical chain acc = fma(A[i][p], B[p][j], acc) for p = 0..kc-1 in
+// increasing p, starting from the values stored in C. It vectorises across j
+// (broadcast A[i][p], multiply by a vector of B[p][j..]), so every element's
+// chain is exactly the scalar one. The MXCSR value for the denormal
+// environment is loaded on entry and the caller's value restored on exit.
+package main
+
+//go:generate go run . -out ../../kernels/matmul_gen_amd64.s -stubs ../../kernels/matmul_gen_amd64.go -pkg kernels
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
+)
+
+// kernel describes one micro-kernel: its name, register file and tile shape.
+type kernel struct {
+	name   string
+	isa    string            // for the doc comment
+	lanes  int               // float32 lanes per vector register
+	vec    []reg.VecPhysical // the register file, in number order
+	mr     int               // rows per tile
+	nvec   int               // vectors per row: nr = nvec × lanes
+	unroll int               // k steps per loop iteration
+}
+
+func (k kernel) nr() int { return k.nvec * k.lanes }
+
+func main() {
+	ConstraintExpr("!purego")
+	ymm := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7,
+		reg.Y8, reg.Y9, reg.Y10, reg.Y11, reg.Y12, reg.Y13, reg.Y14, reg.Y15}
+	zmm := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7,
+		reg.Z8, reg.Z9, reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15,
+		reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21, reg.Z22, reg.Z23,
+		reg.Z24, reg.Z25, reg.Z26, reg.Z27, reg.Z28, reg.Z29, reg.Z30, reg.Z31}
+	// 6×16 with ymm: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16.
+	gen(kernel{name: "matmulKernelAVX2", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4})
+	// 14×32 with zmm: 28 accumulators + 2 B vectors + 1 broadcast = 31 of 32.
+	gen(kernel{name: "matmulKernelAVX512", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4})
+	Generate()
+}
+
+func gen(k kernel) {
+	nr := k.nr()
+	if k.mr*k.nvec+k.nvec+1 > len(k.vec) {
+		panic(fmt.Sprintf("%s: tile %d×%d needs more than %d registers", k.name, k.mr, nr, len(k.vec)))
+	}
+	acc := func(r, v int) reg.VecPhysical { return k.vec[r*k.nvec+v] }
+	bvec := func(v int) reg.VecPhysical { return k.vec[k.mr*k.nvec+v] }
+	bcast := k.vec[k.mr*k.nvec+k.nvec]
+	vbytes := 4 * k.lanes
+
+	TEXT(k.name, NOSPLIT, "func(a, b, c *float32, kc, lda, ldc, mtiles int, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s (%s) runs mtiles tiles of %d×%d. Tile t reads rows t*%d.. of A", k.name, k.isa, k.mr, nr, k.mr),
+		"(row-major, row stride lda floats) and the packed B panel (kc rows of",
+		fmt.Sprintf("%d floats) and continues, for p < kc in increasing p, the chain", nr),
+		"C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).",
+		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
+		"Requires kc >= 1 and mtiles >= 1.",
+	)
+
+	// Row r of the tile is read at bases[b] + r'*lda with r' in {0,1,2,4,8}:
+	// one addressing mode per broadcast, with as few base registers as that
+	// allows.
+	lda := Load(Param("lda"), GP64())
+	SHLQ(Imm(2), lda)
+	type rowAddr struct {
+		base  int
+		scale uint8 // 0: the base itself
+	}
+	var rows []rowAddr
+	var baseRow []int
+	for r := 0; r < k.mr; r++ {
+		found := false
+		for bi, br := range baseRow {
+			d := r - br
+			if d == 0 || d == 1 || d == 2 || d == 4 || d == 8 {
+				rows = append(rows, rowAddr{bi, uint8(d)})
+				found = true
+				break
+			}
+		}
+		if !found {
+			rows = append(rows, rowAddr{len(baseRow), 0})
+			baseRow = append(baseRow, r)
+		}
+	}
+	bases := make([]reg.GPVirtual, len(baseRow))
+	for i := range bases {
+		bases[i] = GP64()
+	}
+	aAddr := func(r, disp int) Mem {
+		ra := rows[r]
+		m := Mem{Base: bases[ra.base], Disp: disp}
+		if ra.scale != 0 {
+			m.Index = lda
+			m.Scale = ra.scale
+		}
+		return m
+	}
+
+	bBase := Load(Param("b"), GP64())
+	pc := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), ldc)
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	kcArg, err := Param("kc").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8) // STMXCSR writes 4 bytes; 8 keeps the frame aligned
+	aTile := AllocLocal(8)  // first row of the current tile's A
+	tilesLeft := AllocLocal(8)
+
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+
+	tmp := GP64()
+	Load(Param("a"), tmp)
+	MOVQ(tmp, aTile)
+	Load(Param("mtiles"), tmp)
+	MOVQ(tmp, tilesLeft)
+
+	pb := GP64()
+	cnt := GP64()
+
+	Label(k.name + "_tile")
+	Comment("Point the row bases at this tile's rows of A.")
+	MOVQ(aTile, bases[0])
+	for i := 1; i < len(bases); i++ {
+		IMUL3Q(Imm(uint64(baseRow[i])), lda, bases[i])
+		ADDQ(bases[0], bases[i])
+	}
+	Comment("Load the tile's running sums from C.")
+	MOVQ(pc, cnt)
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nvec; v++ {
+			VMOVUPS(Mem{Base: cnt, Disp: v * vbytes}, acc(r, v))
+		}
+		if r < k.mr-1 {
+			ADDQ(ldc, cnt)
+		}
+	}
+	MOVQ(bBase, pb)
+	MOVQ(kcArg.Addr, cnt)
+
+	step := func(u int) {
+		for v := 0; v < k.nvec; v++ {
+			VMOVUPS(Mem{Base: pb, Disp: (u*nr + v*k.lanes) * 4}, bvec(v))
+		}
+		for r := 0; r < k.mr; r++ {
+			VBROADCASTSS(aAddr(r, 4*u), bcast)
+			for v := 0; v < k.nvec; v++ {
+				VFMADD231PS(bvec(v), bcast, acc(r, v))
+			}
+		}
+	}
+	advance := func(steps int) {
+		for _, b := range bases {
+			ADDQ(U32(4*steps), b)
+		}
+		ADDQ(U32(steps*nr*4), pb)
+	}
+
+	Comment(fmt.Sprintf("Main loop: %d k steps per iteration.", k.unroll))
+	CMPQ(cnt, Imm(uint64(k.unroll)))
+	JB(LabelRef(k.name + "_tail"))
+	Label(k.name + "_body")
+	for u := 0; u < k.unroll; u++ {
+		step(u)
+	}
+	advance(k.unroll)
+	SUBQ(Imm(uint64(k.unroll)), cnt)
+	CMPQ(cnt, Imm(uint64(k.unroll)))
+	JAE(LabelRef(k.name + "_body"))
+
+	Label(k.name + "_tail")
+	TESTQ(cnt, cnt)
+	JZ(LabelRef(k.name + "_store"))
+	step(0)
+	advance(1)
+	DECQ(cnt)
+	JMP(LabelRef(k.name + "_tail"))
+
+	Label(k.name + "_store")
+	Comment("Store the sums; the next tile starts mr rows down in A and C.")
+	for r := 0; r < k.mr; r++ {
+		for v := 0; v < k.nvec; v++ {
+			VMOVUPS(acc(r, v), Mem{Base: pc, Disp: v * vbytes})
+		}
+		ADDQ(ldc, pc)
+	}
+	IMUL3Q(Imm(uint64(k.mr)), lda, tmp)
+	ADDQ(tmp, aTile)
+	DECQ(tilesLeft)
+	JNZ(LabelRef(k.name + "_tile"))
+
+	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}

@@ -1,0 +1,105 @@
+package kernels
+
+// Dispatch: which backend serves the products. The SIMD backends this CPU
+// can run come from the per-architecture files backend_amd64.go and
+// backend_arm64.go; a -tags purego build has none. UNDERFLOW_BACKEND forces
+// one, and a name this machine cannot serve stops the program at start-up
+// rather than silently running something else.
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// backend is one way to run the products.
+type backend struct {
+	name string
+	kern *microKernel // nil: the pure-Go reference product
+	// envMode gives the control register value for env, or ok = false when
+	// the backend cannot do env natively (the call then goes to the
+	// reference).
+	envMode func(env Env) (mode uint32, ok bool)
+}
+
+var pureGo = &backend{name: "purego"}
+
+// active serves the calls. Tests switch it; nothing else writes it.
+var active = selectBackend(os.Getenv("UNDERFLOW_BACKEND"))
+
+func (be *backend) mode(env Env) (uint32, bool) {
+	if be.kern == nil {
+		return 0, true
+	}
+	return be.envMode(env)
+}
+
+func (be *backend) tile() (mr, nr int) {
+	if be.kern == nil {
+		return 1, 1
+	}
+	return be.kern.mr, be.kern.nr
+}
+
+func (be *backend) product(env Env, mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
+	if be.kern == nil {
+		refProduct(env, c, ldc, a, b, m, k, n)
+		return
+	}
+	be.kern.product(mode, c, ldc, a, b, m, k, n)
+}
+
+// backendNames are all the backends there are, on any machine.
+var backendNames = []string{"purego", "avx2", "avx512", "neon"}
+
+func availableBackends() []*backend { return append(simdBackends(), pureGo) }
+
+func selectBackend(name string) *backend {
+	avail := availableBackends()
+	if name == "" {
+		return avail[0]
+	}
+	var names []string
+	for _, be := range avail {
+		if be.name == name {
+			return be
+		}
+		names = append(names, be.name)
+	}
+	known := false
+	for _, n := range backendNames {
+		known = known || n == name
+	}
+	if !known {
+		panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q is not a backend (want one of %s)", name, strings.Join(backendNames, ", ")))
+	}
+	panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q cannot run on this machine (%s/%s); available here: %s",
+		name, runtime.GOOS, runtime.GOARCH, strings.Join(names, ", ")))
+}
+
+// Backend names the backend that serves calls now: "purego", "avx2",
+// "avx512" or "neon".
+func Backend() string { return active.name }
+
+// Native reports whether the current backend runs env itself. When it is
+// false, products in env go to the pure-Go reference (for example FTZ on
+// arm64, or ARM_FZ on amd64). The purego backend is the reference and runs
+// every environment itself.
+func Native(env Env) bool {
+	if !env.Valid() {
+		return false
+	}
+	_, ok := active.mode(env)
+	return ok
+}
+
+// AvailableBackends lists the backends this machine can run, fastest first;
+// "purego" is always last.
+func AvailableBackends() []string {
+	var names []string
+	for _, be := range availableBackends() {
+		names = append(names, be.name)
+	}
+	return names
+}

@@ -1,0 +1,156 @@
+package kernels
+
+// Cache blocking and packing around the assembly micro-kernels. Every
+// kernel call continues the chains of one block of C from the sums stored
+// there, so K-blocks, tiles and tails never change a bit; they only decide
+// which memory the kernel reads.
+
+import "sync"
+
+// microKernel is one assembly kernel with its tile and cache-block sizes.
+type microKernel struct {
+	mr, nr int // the register tile: mr rows × nr columns
+	kc     int // k steps per call: the packed B panel kc×nr stays in L1
+	mc     int // rows per call (a multiple of mr): bounds the work of one assembly call
+	nc     int // columns per packed B block
+	// run continues, for mtiles tiles of mr rows, the chains of C (row
+	// stride ldc) over kc steps, reading A row-major (row stride lda) and
+	// the packed B panel; mode is the control register value (MXCSR or
+	// FPCR) for the environment.
+	run  func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+	pool sync.Pool // *blockScratch
+}
+
+// blockScratch is one call's packing memory.
+type blockScratch struct {
+	b     []float32 // packed B block: nc/nr panels of kc×nr
+	a     []float32 // A block copied row-major when A is not (the transposed form)
+	aTail []float32 // the last, partial row tile of A, zero-padded to mr rows
+	c     []float32 // C through a temporary when the tile is partial: mc×nr
+}
+
+func (kern *microKernel) scratch() *blockScratch {
+	if s, ok := kern.pool.Get().(*blockScratch); ok {
+		return s
+	}
+	ncr := (kern.nc + kern.nr - 1) / kern.nr * kern.nr
+	return &blockScratch{
+		b:     make([]float32, kern.kc*ncr),
+		a:     make([]float32, kern.mc*kern.kc),
+		aTail: make([]float32, kern.mr*kern.kc),
+		c:     make([]float32, (kern.mc+kern.mr)*kern.nr),
+	}
+}
+
+// product continues the chains of the m×n block of c (row stride ldc) with
+// a·b over k.
+func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
+	s := kern.scratch()
+	defer kern.pool.Put(s)
+	mr, nr := kern.mr, kern.nr
+	for jc := 0; jc < n; jc += kern.nc {
+		nb := min(kern.nc, n-jc)
+		for pc := 0; pc < k; pc += kern.kc {
+			kb := min(kern.kc, k-pc)
+			packB(s.b, b, pc, kb, jc, nb, nr)
+			for ic := 0; ic < m; ic += kern.mc {
+				mb := min(kern.mc, m-ic)
+				full, rem := mb/mr, mb%mr
+				ablk, lda := a.sub(ic, pc).data, a.rs
+				if a.cs != 1 {
+					packRows(s.a, a.sub(ic, pc), mb, kb)
+					ablk, lda = s.a, kb
+				}
+				if rem > 0 {
+					tail := s.aTail[:mr*kb]
+					clear(tail)
+					for r := 0; r < rem; r++ {
+						copy(tail[r*kb:(r+1)*kb], ablk[(full*mr+r)*lda:])
+					}
+				}
+				for j0 := 0; j0 < nb; j0 += nr {
+					nw := min(nr, nb-j0)
+					bp := &s.b[j0*kb]
+					cblk := c[ic*ldc+jc+j0:]
+					if nw == nr {
+						if full > 0 {
+							kern.run(&ablk[0], bp, &cblk[0], kb, lda, ldc, full, mode)
+						}
+						if rem > 0 {
+							tc := s.c[:mr*nr]
+							tileIn(tc, nr, cblk[full*mr*ldc:], ldc, rem, nr)
+							kern.run(&s.aTail[0], bp, &tc[0], kb, kb, nr, 1, mode)
+							tileOut(cblk[full*mr*ldc:], ldc, tc, nr, rem, nr)
+						}
+						continue
+					}
+					// A partial column tile: all its rows go through s.c,
+					// whose padding columns meet the zero columns of B.
+					tc := s.c[:(full+1)*mr*nr]
+					tileIn(tc, nr, cblk, ldc, mb, nw)
+					if full > 0 {
+						kern.run(&ablk[0], bp, &tc[0], kb, lda, nr, full, mode)
+					}
+					if rem > 0 {
+						kern.run(&s.aTail[0], bp, &tc[full*mr*nr], kb, kb, nr, 1, mode)
+					}
+					tileOut(cblk, ldc, tc, nr, mb, nw)
+				}
+			}
+		}
+	}
+}
+
+// packB copies the kb×nb block of b at (pc, jc) into panels of nr columns,
+// each kb rows of nr floats, padding the last panel with zero columns.
+func packB(dst []float32, b matrix, pc, kb, jc, nb, nr int) {
+	for j0 := 0; j0 < nb; j0 += nr {
+		nw := min(nr, nb-j0)
+		panel := dst[j0*kb : j0*kb+kb*nr]
+		src := b.sub(pc, jc+j0)
+		if src.cs == 1 {
+			for p := 0; p < kb; p++ {
+				row := panel[p*nr : p*nr+nr]
+				copy(row, src.data[p*src.rs:p*src.rs+nw])
+				clear(row[nw:])
+			}
+			continue
+		}
+		// Transposed b: column j of the block is contiguous in p.
+		if nw < nr {
+			clear(panel)
+		}
+		for j := 0; j < nw; j++ {
+			col := src.data[j*src.cs : j*src.cs+(kb-1)*src.rs+1]
+			for p := 0; p < kb; p++ {
+				panel[p*nr+j] = col[p*src.rs]
+			}
+		}
+	}
+}
+
+// packRows copies the mb×kb block of a row-major into dst (row stride kb),
+// for an A that is stored transposed.
+func packRows(dst []float32, a matrix, mb, kb int) {
+	for p := 0; p < kb; p++ {
+		for r := 0; r < mb; r++ {
+			dst[r*kb+p] = a.at(r, p)
+		}
+	}
+}
+
+// tileIn copies rows×cols of src (stride lds) into dst (stride ldd), zeroing
+// the rest of each dst row and the rows up to the next whole tile.
+func tileIn(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	clear(dst)
+	for r := 0; r < rows; r++ {
+		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
+	}
+}
+
+// tileOut copies rows×cols of src (stride lds) back into dst (stride ldd).
+func tileOut(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+	for r := 0; r < rows; r++ {
+		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
+	}
+}

@@ -1,0 +1,332 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+)
+
+// served records the backends that ran a product natively in these tests,
+// for UNDERFLOW_REQUIRE_BACKEND.
+var served = map[string]bool{}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if req := os.Getenv("UNDERFLOW_REQUIRE_BACKEND"); req != "" && code == 0 && !served[req] {
+		fmt.Fprintf(os.Stderr, "FAIL: UNDERFLOW_REQUIRE_BACKEND=%s, but backend %s served no product in these tests (available here: %s)\n",
+			req, req, strings.Join(AvailableBackends(), ", "))
+		code = 1
+	}
+	os.Exit(code)
+}
+
+// TestListBackends prints the SIMD backends this machine runs, for the
+// Makefile: `go test ./kernels -run '^TestListBackends$' -v | sed -n 's/^backends: //p'`.
+func TestListBackends(t *testing.T) {
+	var simd []string
+	for _, name := range AvailableBackends() {
+		if name != "purego" {
+			simd = append(simd, name)
+		}
+	}
+	fmt.Printf("backends: %s\n", strings.Join(simd, " "))
+}
+
+func TestForcedBackend(t *testing.T) {
+	if want := os.Getenv("UNDERFLOW_BACKEND"); want != "" && Backend() != want {
+		t.Fatalf("UNDERFLOW_BACKEND=%s but Backend() = %s", want, Backend())
+	}
+	if AvailableBackends()[len(AvailableBackends())-1] != "purego" {
+		t.Fatalf("AvailableBackends() = %v: purego must be last", AvailableBackends())
+	}
+	for _, name := range []string{"nonsense", "avx512", "neon", "avx2"} {
+		ok := false
+		for _, a := range AvailableBackends() {
+			ok = ok || a == name
+		}
+		if ok {
+			continue
+		}
+		func() {
+			defer func() {
+				msg := fmt.Sprint(recover())
+				if !strings.Contains(msg, "UNDERFLOW_BACKEND") || !strings.Contains(msg, name) {
+					t.Errorf("selectBackend(%q): panic %q does not name the problem", name, msg)
+				}
+			}()
+			selectBackend(name)
+		}()
+	}
+}
+
+// mmForm is one public product form.
+type mmForm struct {
+	name           string
+	transA, transB bool
+	acc            bool
+	fn             func(env Env, dst, a, b []float32, m, k, n int)
+}
+
+var mmForms = []mmForm{
+	{"MatMul", false, false, false, MatMul},
+	{"MatMulAcc", false, false, true, MatMulAcc},
+	{"MatMulTransA", true, false, false, MatMulTransA},
+	{"MatMulTransAAcc", true, false, true, MatMulTransAAcc},
+	{"MatMulTransB", false, true, false, MatMulTransB},
+	{"MatMulTransBAcc", false, true, true, MatMulTransBAcc},
+}
+
+// mmOracle runs the canonical chain element by element through the scalar
+// reference: independent of the blocked driver and of refProduct's loop order.
+func mmOracle(env Env, f mmForm, dst, a, b []float32, m, k, n int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float32
+			if f.acc {
+				s = dst[i*n+j]
+			}
+			for p := 0; p < k; p++ {
+				x, y := a[i*k+p], b[p*n+j]
+				if f.transA {
+					x = a[p*m+i]
+				}
+				if f.transB {
+					y = b[j*k+p]
+				}
+				s = FMA(env, x, y, s)
+			}
+			dst[i*n+j] = s
+		}
+	}
+}
+
+// withBackend runs fn with be serving the products.
+func withBackend(be *backend, fn func()) {
+	saved := active
+	active = be
+	defer func() { active = saved }()
+	fn()
+}
+
+// mmValue draws a float32 near 2^exp: random significand and sign, with
+// signed zeros, subnormals and the boundary significands mixed in.
+func mmValue(r *rand.Rand, exp int) float32 {
+	sign := uint32(r.IntN(2)) << 31
+	switch x := r.IntN(100); {
+	case x < 4:
+		return math.Float32frombits(sign) // ±0
+	case x < 8:
+		return math.Float32frombits(sign | uint32(r.IntN(1<<23))) // subnormal
+	case x < 12:
+		e := max(1, min(254, exp+127+r.IntN(3)-1))
+		sig := []uint32{0, 1, 0x7fffff, 0x7ffffe}[r.IntN(4)]
+		return math.Float32frombits(sign | uint32(e)<<23 | sig)
+	}
+	e := max(1, min(254, exp+127+r.IntN(5)-2))
+	return math.Float32frombits(sign | uint32(e)<<23 | uint32(r.IntN(1<<23)))
+}
+
+// mmScales are (exponent of a, exponent of b, exponent of a prefilled dst):
+// products and partial sums land in the subnormal band and around 2^-126.
+var mmScales = [][3]int{
+	{-63, -63, -126},
+	{-64, -62, -127},
+	{0, -126, -126},
+	{-30, -96, -125},
+	{0, 0, 0},
+	{-70, -60, -140},
+}
+
+type mmCase struct {
+	m, k, n int
+	a, b, c []float32 // c: the prefilled dst for the Acc forms
+}
+
+func newMMCase(r *rand.Rand, m, k, n int, scale [3]int) mmCase {
+	gen := func(len, exp int) []float32 {
+		x := make([]float32, len)
+		for i := range x {
+			x[i] = mmValue(r, exp)
+		}
+		return x
+	}
+	c := mmCase{m: m, k: k, n: n, a: gen(m*k, scale[0]), b: gen(k*n, scale[1]), c: gen(m*n, scale[2])}
+	// Rows of zeros (a row of A, as stored, of either sign).
+	if m*k > 0 && r.IntN(3) == 0 {
+		row := r.IntN(max(1, len(c.a)/k))
+		neg := uint32(r.IntN(2)) << 31
+		for i := row * k; i < min(len(c.a), (row+1)*k); i++ {
+			c.a[i] = math.Float32frombits(neg)
+		}
+	}
+	return c
+}
+
+// mmCheck runs form f of case c in env on every backend this machine has
+// and compares each with the oracle, bit for bit.
+func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
+	t.Helper()
+	want := append([]float32(nil), c.c...)
+	mmOracle(env, f, want, c.a, c.b, c.m, c.k, c.n)
+	for _, be := range availableBackends() {
+		got := append([]float32(nil), c.c...)
+		if !f.acc {
+			for i := range got {
+				got[i] = float32(math.NaN()) // must be overwritten
+			}
+		}
+		withBackend(be, func() {
+			f.fn(env, got, c.a, c.b, c.m, c.k, c.n)
+			if Native(env) {
+				served[be.name] = true
+			}
+		})
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s %s %s m=%d k=%d n=%d: element (%d,%d) = %#08x (%g), reference %#08x (%g)",
+					be.name, env, f.name, c.m, c.k, c.n, i/c.n, i%c.n,
+					math.Float32bits(got[i]), got[i], math.Float32bits(want[i]), want[i])
+			}
+		}
+	}
+}
+
+// mmShapes are the shapes every form and environment runs: tails of the
+// 6×16 and 14×32 tiles, K-blocks (kc = 256) and row blocks (mc = 112, 120).
+func mmShapes(r *rand.Rand) [][3]int {
+	shapes := [][3]int{
+		{0, 0, 0}, {0, 5, 3}, {3, 0, 5}, {4, 5, 0}, {1, 1, 1}, {1, 7, 1}, {6, 4, 16}, {14, 3, 32},
+		{7, 9, 17}, {13, 31, 33}, {5, 260, 15}, {29, 513, 47}, {121, 40, 18}, {125, 17, 70},
+		{3, 5, 1100},
+	}
+	count := 25
+	if testing.Short() {
+		count = 6
+	}
+	for range count {
+		shapes = append(shapes, [3]int{1 + r.IntN(70), 1 + r.IntN(70), 1 + r.IntN(70)})
+	}
+	// A few up to about 300, kept small in volume.
+	big := 3
+	if testing.Short() {
+		big = 1
+	}
+	for range big {
+		shapes = append(shapes, [3]int{1 + r.IntN(300), 1 + r.IntN(40), 1 + r.IntN(300)})
+		shapes = append(shapes, [3]int{1 + r.IntN(40), 200 + r.IntN(100), 1 + r.IntN(40)})
+	}
+	return shapes
+}
+
+func TestMatMulBackendsMatchReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for si, sh := range mmShapes(r) {
+		scale := mmScales[si%len(mmScales)]
+		c := newMMCase(r, sh[0], sh[1], sh[2], scale)
+		for _, env := range Envs {
+			for _, f := range mmForms {
+				mmCheck(t, env, f, c)
+			}
+		}
+	}
+}
+
+func TestMatMulParallelSameBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	shapes := [][3]int{{203, 70, 97}, {5, 300, 1000}} // row split; column split
+	if testing.Short() {
+		shapes = [][3]int{{61, 70, 97}, {5, 100, 700}}
+	}
+	for _, sh := range shapes {
+		m, k, n := sh[0], sh[1], sh[2]
+		c := newMMCase(r, m, k, n, mmScales[0])
+		for _, env := range []Env{IEEE, FTZDAZ, ArmFZ} {
+			want := make([]float32, m*n)
+			mmOracle(env, mmForms[0], want, c.a, c.b, m, k, n)
+			for _, be := range availableBackends() {
+				for _, threads := range []int{1, 2, 3, 7} {
+					got := make([]float32, m*n)
+					withBackend(be, func() { MatMulParallel(env, got, c.a, c.b, m, k, n, threads) })
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s %s MatMulParallel m=%d k=%d n=%d threads=%d: element %d = %#08x, reference %#08x",
+								be.name, env, m, k, n, threads, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMatMulSubnormalBand builds chains that sit on the flush boundary on
+// purpose: every product is exactly ±2^-127 or ±(2^-126 - 2^-150)-ish, so
+// partial sums cross the band edges at every step.
+func TestMatMulSubnormalBand(t *testing.T) {
+	vals := []float32{
+		math.Float32frombits(0x3f7fffff), math.Float32frombits(0x3f800000), math.Float32frombits(0x3f800001),
+		math.Float32frombits(0xbf7fffff), math.Float32frombits(0xbf800000), 0.5, -0.5,
+	}
+	bvals := []float32{
+		math.Float32frombits(0x00800000), math.Float32frombits(0x80800000), math.Float32frombits(0x00800001),
+		math.Float32frombits(0x007fffff), math.Float32frombits(0x80000001), 0, float32(math.Copysign(0, -1)),
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	m, k, n := 19, 37, 41
+	c := mmCase{m: m, k: k, n: n, a: make([]float32, m*k), b: make([]float32, k*n), c: make([]float32, m*n)}
+	for i := range c.a {
+		c.a[i] = vals[r.IntN(len(vals))]
+	}
+	for i := range c.b {
+		c.b[i] = bvals[r.IntN(len(bvals))]
+	}
+	for i := range c.c {
+		c.c[i] = bvals[r.IntN(len(bvals))]
+	}
+	for _, env := range Envs {
+		for _, f := range mmForms {
+			mmCheck(t, env, f, c)
+		}
+	}
+}
+
+func TestMatMulShortSlicesPanic(t *testing.T) {
+	for _, f := range mmForms {
+		for _, tc := range []struct{ a, b, c int }{{5, 6, 4}, {6, 5, 4}, {6, 6, 3}} {
+			func() {
+				defer func() {
+					msg := fmt.Sprint(recover())
+					if !strings.Contains(msg, "slices too short") || !strings.Contains(msg, f.name) {
+						t.Errorf("%s with lengths %v: panic %q, want a message naming the short slice", f.name, tc, msg)
+					}
+				}()
+				f.fn(IEEE, make([]float32, tc.c), make([]float32, tc.a), make([]float32, tc.b), 2, 3, 2)
+			}()
+		}
+	}
+	func() {
+		defer func() {
+			if msg := fmt.Sprint(recover()); !strings.Contains(msg, "negative dimension") {
+				t.Errorf("negative m: panic %q", msg)
+			}
+		}()
+		MatMul(IEEE, nil, nil, nil, -1, 0, 0)
+	}()
+}
+
+// FuzzMatMul explores shapes, scales and environments: every backend
+// against the oracle.
+func FuzzMatMul(f *testing.F) {
+	f.Add(uint64(1), uint8(7), uint16(9), uint8(17), int8(-63), int8(-63), uint8(0), uint8(0))
+	f.Add(uint64(2), uint8(13), uint16(300), uint8(33), int8(0), int8(-126), uint8(3), uint8(1))
+	f.Add(uint64(3), uint8(1), uint16(1), uint8(1), int8(-70), int8(-60), uint8(4), uint8(5))
+	f.Fuzz(func(t *testing.T, seed uint64, m uint8, k uint16, n uint8, ea, eb int8, envIdx, formIdx uint8) {
+		r := rand.New(rand.NewPCG(seed, 7))
+		c := newMMCase(r, int(m%80), int(k%600), int(n%80), [3]int{int(ea), int(eb), int(ea) + int(eb)})
+		env := Envs[int(envIdx)%len(Envs)]
+		mmCheck(t, env, mmForms[int(formIdx)%len(mmForms)], c)
+	})
+}
