@@ -125,7 +125,7 @@ func gen(k kernel) {
 		panic(err)
 	}
 	saved := AllocLocal(8) // STMXCSR writes 4 bytes; 8 keeps the frame aligned
-	aTile := AllocLocal(8)  // first row of the current tile's A
+	aTile := AllocLocal(8) // first row of the current tile's A
 	tilesLeft := AllocLocal(8)
 
 	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
