@@ -103,3 +103,17 @@ func AvailableBackends() []string {
 	}
 	return names
 }
+
+// SetBackend makes the named backend serve the products from now on, as
+// UNDERFLOW_BACKEND does at start-up; benchmarks and tools use it to compare
+// backends in one run. It must not race with products in flight.
+func SetBackend(name string) error {
+	for _, be := range availableBackends() {
+		if be.name == name {
+			active = be
+			return nil
+		}
+	}
+	return fmt.Errorf("kernels: backend %q is not available on this machine (%s/%s); available: %s",
+		name, runtime.GOOS, runtime.GOARCH, strings.Join(AvailableBackends(), ", "))
+}

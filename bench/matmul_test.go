@@ -1,0 +1,99 @@
+package bench_test
+
+// Matrix-product throughput per backend, environment and input range:
+//
+//	go test -run '^$' -bench 'MatMul/' -count 5 ./bench | tee new.txt; benchstat new.txt
+//
+// Shapes are the network's (m = 100 and 1000 rows against 784×512, 512×512
+// and 512×10) and 1024³. The purego backend runs only the m = 100 shapes:
+// it is the exact scalar reference, about three orders of magnitude slower.
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+type mmShape struct{ m, k, n int }
+
+var mmShapes = []mmShape{
+	{100, 784, 512}, {100, 512, 512}, {100, 512, 10},
+	{1000, 784, 512}, {1000, 512, 512}, {1000, 512, 10},
+	{1024, 1024, 1024},
+}
+
+func (s mmShape) String() string { return fmt.Sprintf("%dx%dx%d", s.m, s.k, s.n) }
+
+// mmInputs gives a (m×k) and b (k×n). "normal": entries of order 1.
+// "subnormal": a near 2^-120 and b of order 2^-8, so most products and
+// partial sums lie in the subnormal band, as in the network's second layer.
+func mmInputs(s mmShape, inputs string) (a, b []float32) {
+	r := rand.New(rand.NewPCG(uint64(s.m), uint64(s.n)))
+	scaleA, scaleB := 1.0, 1.0
+	if inputs == "subnormal" {
+		scaleA, scaleB = math.Ldexp(1, -120), math.Ldexp(1, -8)
+	}
+	a = make([]float32, s.m*s.k)
+	for i := range a {
+		a[i] = float32(r.NormFloat64() * scaleA)
+	}
+	b = make([]float32, s.k*s.n)
+	for i := range b {
+		b[i] = float32(r.NormFloat64() * scaleB)
+	}
+	return a, b
+}
+
+func gflops(b *testing.B, s mmShape) {
+	b.ReportMetric(2*float64(s.m)*float64(s.k)*float64(s.n)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func BenchmarkMatMul(b *testing.B) {
+	for _, backend := range kernels.AvailableBackends() {
+		for _, env := range []kernels.Env{kernels.IEEE, kernels.FTZDAZ} {
+			for _, inputs := range []string{"normal", "subnormal"} {
+				for _, s := range mmShapes {
+					if backend == "purego" && s.m > 100 {
+						continue
+					}
+					b.Run(fmt.Sprintf("%s/%s/%s/%s", backend, env, inputs, s), func(b *testing.B) {
+						if err := kernels.SetBackend(backend); err != nil {
+							b.Fatal(err)
+						}
+						defer kernels.SetBackend(kernels.AvailableBackends()[0])
+						if !kernels.Native(env) {
+							b.Fatalf("backend %s does not run %s natively", backend, env)
+						}
+						a, bm := mmInputs(s, inputs)
+						dst := make([]float32, s.m*s.n)
+						b.ResetTimer()
+						for b.Loop() {
+							kernels.MatMul(env, dst, a, bm, s.m, s.k, s.n)
+						}
+						gflops(b, s)
+					})
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkMatMulParallel: the parallel form at m = 1000 on 1 and 2
+// goroutines, default backend, IEEE.
+func BenchmarkMatMulParallel(b *testing.B) {
+	for _, s := range []mmShape{{1000, 784, 512}, {1000, 512, 512}, {1000, 512, 10}} {
+		for _, threads := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/%s/threads=%d", kernels.Backend(), s, threads), func(b *testing.B) {
+				a, bm := mmInputs(s, "normal")
+				dst := make([]float32, s.m*s.n)
+				for b.Loop() {
+					kernels.MatMulParallel(kernels.IEEE, dst, a, bm, s.m, s.k, s.n, threads)
+				}
+				gflops(b, s)
+			})
+		}
+	}
+}
