@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+)
+
+func init() {
+	Register(&Method{Name: "backprop", Description: "gradients of the plain linear map, blind to the flushes (the article's 92% row)",
+		Run: func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, false) }})
+	Register(&Method{Name: "backprop-ftz", Description: "backprop with a surrogate gradient through each flush; exact forward pass",
+		Run: func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, true) }})
+}
+
+const backpropCheckpoint = "checkpoint.safetensors"
+
+// backpropConfig is the method's defaults with the command line on top.
+func backpropConfig(o *Options, flushAware bool) fpnet.BackpropConfig {
+	c := fpnet.DefaultBackpropConfig(flushAware)
+	c.Seed = o.Seed
+	if o.Epochs > 0 {
+		c.Epochs = o.Epochs
+	}
+	if o.LR > 0 {
+		c.LR = float32(o.LR)
+		c.LRFinal = min(c.LRFinal, c.LR)
+	}
+	if o.LRFinal >= 0 {
+		c.LRFinal = float32(o.LRFinal)
+	}
+	if o.Batch > 0 {
+		c.Batch = o.Batch
+	}
+	if o.Tau > 0 {
+		c.Tau = float32(o.Tau)
+	}
+	if o.Surrogate != "" {
+		c.Surrogate = o.Surrogate
+	}
+	if o.Shift >= 0 {
+		c.Shift = o.Shift
+	}
+	if o.WeightDecay >= 0 {
+		c.WeightDecay = float32(o.WeightDecay)
+	}
+	return c
+}
+
+func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
+	cfg := backpropConfig(r.Opts, flushAware)
+	tr, err := fpnet.NewBackprop(r.Net, cfg, r.Params, r.Train.N)
+	if err != nil {
+		return err
+	}
+	ckpt := r.CheckpointPath(backpropCheckpoint)
+	if r.ResumeDir != "" {
+		if err := restoreBackprop(tr, r.ResumeDir+"/"+backpropCheckpoint, r); err != nil {
+			return err
+		}
+		r.Logf("train: resumed %s at step %d of %d", r.ResumeDir, tr.Step, tr.TotalSteps())
+	}
+	r.Steps, r.TotalSteps = tr.Step, tr.TotalSteps()
+	r.startSteps = tr.Step
+	save := func() error { return saveBackprop(tr, ckpt, r) }
+	for !tr.Done() {
+		if ctx.Err() != nil || r.OutOfBudget() {
+			break
+		}
+		loss, correct := tr.TrainStep(r.Train)
+		r.Steps = tr.Step
+		r.Samples += int64(cfg.Batch)
+		p := Progress{Loss: loss, BatchAcc: float64(correct) / float64(cfg.Batch),
+			Extra: map[string]float64{"lr": float64(tr.Opt.LR), "epoch": float64(tr.Step) / float64(tr.StepsPerEpoch())}}
+		r.Progress(p)
+		if r.EvalDue() || tr.Done() {
+			r.Evaluate(tr.Params)
+		}
+		if tr.Step%int64(tr.StepsPerEpoch()) == 0 { // a checkpoint per epoch
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
+	copy(r.Params, tr.Params)
+	return save()
+}
+
+func saveBackprop(tr *fpnet.Backprop, path string, r *Run) error {
+	c := &fpnet.Checkpoint{
+		Meta: map[string]string{"method": r.Opts.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
+			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
+			"params_sha256": fpnet.ParamsSHA256(tr.Params)},
+		Tensors: map[string][]float32{"params": tr.Params, "adam_m": tr.Opt.M, "adam_v": tr.Opt.V},
+	}
+	return fpnet.SaveCheckpoint(path, c)
+}
+
+func restoreBackprop(tr *fpnet.Backprop, path string, r *Run) error {
+	c, err := fpnet.LoadCheckpoint(path)
+	if err != nil {
+		return err
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
+	}
+	if c.Meta["method"] != r.Opts.Method || c.Meta["arch"] != r.Net.Arch.String() || c.Meta["recipe"] != r.Net.Recipe.Name {
+		return bad("is a %s / %s / %s checkpoint, this run is %s / %s / %s", c.Meta["method"], c.Meta["recipe"], c.Meta["arch"], r.Opts.Method, r.Net.Recipe.Name, r.Net.Arch)
+	}
+	n := len(tr.Params)
+	for _, name := range []string{"params", "adam_m", "adam_v"} {
+		if len(c.Tensors[name]) != n {
+			return bad("tensor %s has %d values, want %d", name, len(c.Tensors[name]), n)
+		}
+	}
+	if err := fpnet.CheckFinite(r.Net.Arch, c.Tensors["params"]); err != nil {
+		return bad("%v", err)
+	}
+	step, err1 := strconv.ParseInt(c.Meta["step"], 10, 64)
+	t, err2 := strconv.ParseInt(c.Meta["adam_t"], 10, 64)
+	if err1 != nil || err2 != nil || step < 0 || t < 0 || step > tr.TotalSteps() {
+		return bad("bad step %q or adam_t %q", c.Meta["step"], c.Meta["adam_t"])
+	}
+	copy(tr.Params, c.Tensors["params"])
+	copy(tr.Opt.M, c.Tensors["adam_m"])
+	copy(tr.Opt.V, c.Tensors["adam_v"])
+	tr.Opt.T = t
+	tr.Step = step
+	return nil
+}

