@@ -48,10 +48,13 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 	s := kern.scratch()
 	defer kern.pool.Put(s)
 	mr, nr := kern.mr, kern.nr
+	// Equal K-blocks of at most kc: a short last block would pay a whole
+	// load and store of C for a few steps.
+	kstep := (k + (k+kern.kc-1)/kern.kc - 1) / ((k + kern.kc - 1) / kern.kc)
 	for jc := 0; jc < n; jc += kern.nc {
 		nb := min(kern.nc, n-jc)
-		for pc := 0; pc < k; pc += kern.kc {
-			kb := min(kern.kc, k-pc)
+		for pc := 0; pc < k; pc += kstep {
+			kb := min(kstep, k-pc)
 			packB(s.b, b, pc, kb, jc, nb, nr)
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
