@@ -1,0 +1,45 @@
+//go:build openblas
+
+package bench_test
+
+// Our product and OpenBLAS's sgemm side by side, one thread each, run
+// alternately inside one benchmark so that machine noise hits both alike:
+//
+//	OPENBLAS_NUM_THREADS=1 go test -tags openblas -run '^$' -bench VsOpenBLAS -count 3 ./bench
+//
+// Reported: ours-GFLOP/s (default backend, IEEE, normal inputs),
+// openblas-GFLOP/s and ratio = ours / OpenBLAS.
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/seed8b67a5e0/underflow/bench"
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+func BenchmarkVsOpenBLAS(b *testing.B) {
+	b.Logf("ours: backend %s; OpenBLAS core %s", kernels.Backend(), bench.OpenBLASCore())
+	for _, s := range mmShapes {
+		b.Run(fmt.Sprintf("%s/%s", kernels.Backend(), s), func(b *testing.B) {
+			a, bm := mmInputs(s, "normal")
+			dst := make([]float32, s.m*s.n)
+			kernels.MatMul(kernels.IEEE, dst, a, bm, s.m, s.k, s.n)
+			bench.OpenBLASSgemm(dst, a, bm, s.m, s.k, s.n)
+			var ours, theirs time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				kernels.MatMul(kernels.IEEE, dst, a, bm, s.m, s.k, s.n)
+				t1 := time.Now()
+				bench.OpenBLASSgemm(dst, a, bm, s.m, s.k, s.n)
+				ours += t1.Sub(t0)
+				theirs += time.Since(t1)
+			}
+			flop := 2 * float64(s.m) * float64(s.k) * float64(s.n) * float64(b.N)
+			b.ReportMetric(flop/ours.Seconds()/1e9, "ours-GFLOP/s")
+			b.ReportMetric(flop/theirs.Seconds()/1e9, "openblas-GFLOP/s")
+			b.ReportMetric(theirs.Seconds()/ours.Seconds(), "ratio")
+		})
+	}
+}
