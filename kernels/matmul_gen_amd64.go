@@ -23,3 +23,13 @@ func matmulKernelAVX2(a *float32, b *float32, c *float32, kc int, lda int, ldc i
 //
 //go:noescape
 func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
+// matmulKernelAVX2x14 (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
+// (row-major, row stride lda floats) and the packed B panel (kc rows of
+// 8 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)

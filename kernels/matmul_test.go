@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// extraTestBackends are kernels that dispatch never picks but the tests run
+// next to the real backends (see matmul_twin_amd64_test.go).
+var extraTestBackends []*backend
+
+// testBackends are the backends every comparison runs.
+func testBackends() []*backend { return append(availableBackends(), extraTestBackends...) }
+
 // served records the backends that ran a product natively in these tests,
 // for UNDERFLOW_REQUIRE_BACKEND.
 var served = map[string]bool{}
@@ -171,7 +178,7 @@ func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 	t.Helper()
 	want := append([]float32(nil), c.c...)
 	mmOracle(env, f, want, c.a, c.b, c.m, c.k, c.n)
-	for _, be := range availableBackends() {
+	for _, be := range testBackends() {
 		got := append([]float32(nil), c.c...)
 		if !f.acc {
 			for i := range got {
@@ -246,7 +253,7 @@ func TestMatMulParallelSameBits(t *testing.T) {
 		for _, env := range []Env{IEEE, FTZDAZ, ArmFZ} {
 			want := make([]float32, m*n)
 			mmOracle(env, mmForms[0], want, c.a, c.b, m, k, n)
-			for _, be := range availableBackends() {
+			for _, be := range testBackends() {
 				for _, threads := range []int{1, 2, 3, 7} {
 					got := make([]float32, m*n)
 					withBackend(be, func() { MatMulParallel(env, got, c.a, c.b, m, k, n, threads) })

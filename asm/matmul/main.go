@@ -48,6 +48,11 @@ func main() {
 	gen(kernel{name: "matmulKernelAVX2", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4})
 	// 14×32 with zmm: 28 accumulators + 2 B vectors + 1 broadcast = 31 of 32.
 	gen(kernel{name: "matmulKernelAVX512", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4})
+	// Test-only twin of the AVX-512 tile: 14 rows × 8 columns with ymm
+	// (14 accumulators + 1 B vector + 1 broadcast = 16 of 16). It runs the
+	// AVX-512 kernel's exact row addressing and tile loop on a CPU without
+	// AVX-512, so the tests cover that code on this machine.
+	gen(kernel{name: "matmulKernelAVX2x14", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4})
 	Generate()
 }
 
