@@ -95,6 +95,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
+	f.Chmod(0o644) // CreateTemp makes 0600; a checkpoint is an ordinary file
 	if _, err := f.Write(data); err != nil {
 		f.Close()
 		os.Remove(tmp)

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/seed8b67a5e0/underflow/es"
+	"github.com/seed8b67a5e0/underflow/fpnet"
+)
+
+func init() {
+	Register(&Method{Name: "es", Description: "OpenAI-ES on the exact network (the article's 96.7% row): shared noise table, antithetic pairs, centered ranks, Adam, L2",
+		Validate: validateES, Run: runES})
+}
+
+// esCheckpoint is the ES method's checkpoint file in the run folder.
+const esCheckpoint = "es-checkpoint.bin"
+
+// ES defaults that are not es.Config fields.
+const (
+	esDefaultBatch   = 100
+	esDefaultFitness = es.FitnessXent
+)
+
+// esSettings is the ES configuration with the command line on top.
+func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
+	cfg = es.DefaultConfig()
+	cfg.Seed, cfg.NoiseSeed, cfg.Workers = o.Seed, o.Seed, o.Workers
+	if o.Pop > 0 {
+		cfg.Pop = o.Pop
+	}
+	if o.Sigma > 0 {
+		cfg.Sigma = float32(o.Sigma)
+	}
+	if o.LR > 0 {
+		cfg.LR = float32(o.LR)
+	}
+	if o.WeightDecay >= 0 { // -wd is ES's L2 coefficient
+		cfg.L2 = float32(o.WeightDecay)
+	}
+	batch, fitness = esDefaultBatch, esDefaultFitness
+	if o.Batch > 0 {
+		batch = o.Batch
+	}
+	return cfg, batch, fitness
+}
+
+func validateES(o *Options) error {
+	cfg, batch, _ := esSettings(o)
+	arch, err := fpnet.ParseArch(o.Arch)
+	if err != nil {
+		return err
+	}
+	if err := cfg.Validate(arch.NumParams()); err != nil {
+		return err
+	}
+	if batch > 60000 {
+		return fmt.Errorf("-batch %d exceeds the training set", batch)
+	}
+	return nil
+}
+
+func runES(ctx context.Context, r *Run) error {
+	o := r.Opts
+	cfg, batch, fitness := esSettings(o)
+	obj, err := es.NewNetObjective(r.Net, r.Train, batch, cfg.Seed, fitness)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	noise, err := es.NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, o.Workers)
+	if err != nil {
+		return err
+	}
+	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %g, L2 %g, batch %d, fitness %s",
+		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, cfg.LR, cfg.L2, batch, fitness)
+	tr, err := es.NewTrainer(cfg, obj, noise, r.Params)
+	if err != nil {
+		return err
+	}
+	// What must match for a checkpoint to continue this run.
+	meta := map[string]string{"method": o.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
+		"batch": strconv.Itoa(batch), "fitness": fitness, "train_examples": strconv.Itoa(r.Train.N)}
+	path := r.CheckpointPath(esCheckpoint)
+	if r.ResumeDir != "" {
+		ck, err := es.LoadCheckpoint(filepath.Join(r.ResumeDir, esCheckpoint))
+		if err != nil {
+			return err
+		}
+		if err := tr.Restore(ck, meta); err != nil {
+			return err
+		}
+		r.Logf("es: resumed %s at generation %d", r.ResumeDir, tr.Gen)
+	}
+	total := int64(o.Generations)
+	r.Steps, r.TotalSteps, r.startSteps = tr.Gen, total, tr.Gen
+
+	// Checkpoint often enough that a kill loses little, rarely enough that
+	// writing costs at most ~5%: every 20× the last save's duration, ≥ 0.2 s.
+	var saveCost time.Duration
+	lastSave := time.Now()
+	save := func() error {
+		t := time.Now()
+		if err := tr.Checkpoint(meta).Save(path); err != nil {
+			return err
+		}
+		saveCost, lastSave = time.Since(t), time.Now()
+		return nil
+	}
+	for total == 0 || tr.Gen < total {
+		if ctx.Err() != nil || r.OutOfBudget() {
+			break
+		}
+		if total == 0 && r.Deadline.IsZero() && tr.Gen > 0 && tr.Gen%100000 == 0 {
+			break // neither -generations nor -budget: stop somewhere
+		}
+		st := tr.Step()
+		r.Steps = tr.Gen
+		r.Samples += int64(cfg.Pop) * int64(batch)
+		loss := st.Center.Fitness
+		if fitness == es.FitnessXent {
+			loss = -loss
+		}
+		r.Progress(Progress{Loss: loss, Fitness: st.MeanFitness, BatchAcc: st.Center.Accuracy,
+			Extra: map[string]float64{"best_fitness": st.BestFitness}})
+		if r.EvalDue() || tr.Gen == total {
+			r.Evaluate(tr.Params)
+		}
+		if time.Since(lastSave) >= max(200*time.Millisecond, 20*saveCost) {
+			if err := save(); err != nil {
+				return err
+			}
+		}
+	}
+	copy(r.Params, tr.Params)
+	if err := save(); err != nil {
+		return err
+	}
+	// Does the result use the nonlinearity? The same parameters with
+	// nothing flushed (the ieee recipe) show how much of the accuracy the
+	// underflow carries.
+	if ieee, err := fpnet.RecipeByName("ieee"); err == nil && r.Net.Recipe.Name != "ieee" {
+		lin := *r.Net
+		lin.Recipe = ieee
+		c, _ := lin.Evaluate(r.Params, r.Test, o.Workers)
+		acc := float64(c) / float64(r.Test.N)
+		r.record(map[string]any{"kind": "eval_no_flush", "step": r.Steps, "test_acc_ieee": acc})
+		r.Logf("es: the same parameters without flushing (ieee recipe): test acc %.2f%%", 100*acc)
+	}
+	return nil
+}
