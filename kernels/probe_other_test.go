@@ -1,0 +1,18 @@
+//go:build (!amd64 && !arm64) || purego
+
+package kernels
+
+import "testing"
+
+// TestNoProbes checks that a build without probes says so instead of
+// pretending: no environment is honoured and every probe is refused.
+func TestNoProbes(t *testing.T) {
+	if envs := HardwareEnvs(); envs != nil {
+		t.Errorf("HardwareEnvs = %v, want nil", envs)
+	}
+	for _, env := range Envs {
+		if _, err := ProbeScalar(env, OpMul, 1, 1, 0); err != ErrNoProbe {
+			t.Errorf("%v: ProbeScalar error %v, want ErrNoProbe", env, err)
+		}
+	}
+}

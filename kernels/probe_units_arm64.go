@@ -1,0 +1,44 @@
+//go:build !purego
+
+package kernels
+
+// The arm64 probe table: the hand-written routines of probe_arm64.s, and the
+// FPCR value of each environment this CPU honours.
+
+// Declarations of probe_arm64.s.
+func probeMulScalar(fpcr uint64, dst, a, b, c []float32)
+func probeAddScalar(fpcr uint64, dst, a, b, c []float32)
+func probeDivScalar(fpcr uint64, dst, a, b, c []float32)
+func probeFMAScalar(fpcr uint64, dst, a, b, c []float32)
+func probeMulAddScalar(fpcr uint64, dst, a, b, c []float32)
+func probeMulNEON(fpcr uint64, dst, a, b, c []float32)
+func probeAddNEON(fpcr uint64, dst, a, b, c []float32)
+func probeDivNEON(fpcr uint64, dst, a, b, c []float32)
+func probeFMANEON(fpcr uint64, dst, a, b, c []float32)
+func probeMulAddNEON(fpcr uint64, dst, a, b, c []float32)
+
+// getFPCR and setFPCR read and write the calling thread's FPCR (for tests).
+func getFPCR() uint64
+func setFPCR(v uint64)
+
+// controlWord is the FPCR value for env: IEEE and ArmFZ everywhere, FTZDAZ
+// with FEAT_AFP (hasAFP, read from HWCAP2 in backend_arm64.go); x86's FTZ-only and DAZ-only have no Arm mode.
+func controlWord(env Env) (uint64, bool) { return env.FPCR(hasAFP) }
+
+var probeUnits = func() []ProbeUnit {
+	// FP and Advanced SIMD are mandatory in arm64 Linux userspace.
+	scalar := ProbeUnit{Name: "scalar", Lanes: 1}
+	scalar.fns = [numOps]probeFunc{
+		OpMul: probeMulScalar, OpAdd: probeAddScalar, OpDiv: probeDivScalar,
+		OpFMA: probeFMAScalar, OpMulAdd: probeMulAddScalar,
+	}
+	neon := ProbeUnit{Name: "neon", Lanes: 4}
+	neon.fns = [numOps]probeFunc{
+		OpMul: probeMulNEON, OpAdd: probeAddNEON, OpDiv: probeDivNEON,
+		OpFMA: probeFMANEON, OpMulAdd: probeMulAddNEON,
+	}
+	return []ProbeUnit{scalar, neon}
+}()
+
+// ProbeUnits lists the probe units this CPU has, narrowest first.
+func ProbeUnits() []ProbeUnit { return probeUnits }
