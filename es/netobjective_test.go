@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 var mnist struct {
@@ -69,8 +70,9 @@ func TestNetTrainerSameBitsEverywhere(t *testing.T) {
 			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
 		}
 	}
+	t.Logf("backend %s: params SHA-256 %s", kernels.Backend(), first)
 	if first != goldenTinyNetSHA256 {
-		t.Fatalf("params SHA-256 %s, golden %s", first, goldenTinyNetSHA256)
+		t.Fatalf("backend %s: params SHA-256 %s, golden %s", kernels.Backend(), first, goldenTinyNetSHA256)
 	}
 }
 
