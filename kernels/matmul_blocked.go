@@ -17,7 +17,10 @@ type microKernel struct {
 	// stride ldc) over kc steps, reading A row-major (row stride lda) and
 	// the packed B panel; mode is the control register value (MXCSR or
 	// FPCR) for the environment.
-	run  func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+	run func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
+	// in src, to dst: the B panel packing without a memmove call per row.
+	copyRows func(dst, src *float32, kb, rs int)
 	pool sync.Pool // *blockScratch
 }
 
@@ -44,90 +47,129 @@ func (kern *microKernel) scratch() *blockScratch {
 
 // product continues the chains of the m×n block of c (row stride ldc) with
 // a·b over k.
+//
+// Loops, outer to inner: column blocks of nc, K-blocks of at most kc, row
+// blocks of mc, column tiles of nr, and, inside the assembly, row tiles of
+// mr. When all rows fit one row block, each B panel is packed just before
+// its kernel call and is still in L1 when the kernel reads it.
 func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
 	s := kern.scratch()
 	defer kern.pool.Put(s)
-	mr, nr := kern.mr, kern.nr
+	nr := kern.nr
 	// Equal K-blocks of at most kc: a short last block would pay a whole
 	// load and store of C for a few steps.
-	kstep := (k + (k+kern.kc-1)/kern.kc - 1) / ((k + kern.kc - 1) / kern.kc)
+	nkb := (k + kern.kc - 1) / kern.kc
+	kstep := (k + nkb - 1) / nkb
 	for jc := 0; jc < n; jc += kern.nc {
 		nb := min(kern.nc, n-jc)
 		for pc := 0; pc < k; pc += kstep {
 			kb := min(kstep, k-pc)
-			packB(s.b, b, pc, kb, jc, nb, nr)
+			if m <= kern.mc {
+				ablk, lda := kern.prepareA(s, a, 0, m, pc, kb, nb)
+				for j0 := 0; j0 < nb; j0 += nr {
+					panel := s.b[:kb*nr]
+					kern.packB(panel, b, pc, kb, jc+j0, min(nr, nb-j0))
+					kern.tiles(mode, c[jc+j0:], ldc, ablk, lda, s, panel, m, kb, min(nr, nb-j0))
+				}
+				continue
+			}
+			for j0 := 0; j0 < nb; j0 += nr {
+				kern.packB(s.b[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
-				full, rem := mb/mr, mb%mr
-				ablk, lda := a.sub(ic, pc).data, a.rs
-				if a.cs != 1 {
-					packRows(s.a, a.sub(ic, pc), mb, kb)
-					ablk, lda = s.a, kb
-				}
-				if rem > 0 {
-					tail := s.aTail[:mr*kb]
-					clear(tail)
-					for r := 0; r < rem; r++ {
-						copy(tail[r*kb:(r+1)*kb], ablk[(full*mr+r)*lda:])
-					}
-				}
+				ablk, lda := kern.prepareA(s, a, ic, mb, pc, kb, nb)
 				for j0 := 0; j0 < nb; j0 += nr {
-					nw := min(nr, nb-j0)
-					bp := &s.b[j0*kb]
-					cblk := c[ic*ldc+jc+j0:]
-					if nw == nr {
-						if full > 0 {
-							kern.run(&ablk[0], bp, &cblk[0], kb, lda, ldc, full, mode)
-						}
-						if rem > 0 {
-							tc := s.c[:mr*nr]
-							tileIn(tc, nr, cblk[full*mr*ldc:], ldc, rem, nr)
-							kern.run(&s.aTail[0], bp, &tc[0], kb, kb, nr, 1, mode)
-							tileOut(cblk[full*mr*ldc:], ldc, tc, nr, rem, nr)
-						}
-						continue
-					}
-					// A partial column tile: all its rows go through s.c,
-					// whose padding columns meet the zero columns of B.
-					tc := s.c[:(full+1)*mr*nr]
-					tileIn(tc, nr, cblk, ldc, mb, nw)
-					if full > 0 {
-						kern.run(&ablk[0], bp, &tc[0], kb, lda, nr, full, mode)
-					}
-					if rem > 0 {
-						kern.run(&s.aTail[0], bp, &tc[full*mr*nr], kb, kb, nr, 1, mode)
-					}
-					tileOut(cblk, ldc, tc, nr, mb, nw)
+					kern.tiles(mode, c[ic*ldc+jc+j0:], ldc, ablk, lda, s, s.b[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
 				}
 			}
 		}
 	}
 }
 
-// packB copies the kb×nb block of b at (pc, jc) into panels of nr columns,
-// each kb rows of nr floats, padding the last panel with zero columns.
-func packB(dst []float32, b matrix, pc, kb, jc, nb, nr int) {
-	for j0 := 0; j0 < nb; j0 += nr {
-		nw := min(nr, nb-j0)
-		panel := dst[j0*kb : j0*kb+kb*nr]
-		src := b.sub(pc, jc+j0)
-		if src.cs == 1 {
-			for p := 0; p < kb; p++ {
-				row := panel[p*nr : p*nr+nr]
-				copy(row, src.data[p*src.rs:p*src.rs+nw])
-				clear(row[nw:])
-			}
-			continue
+// prepareA returns the mb×kb block of a at (ic, pc) as row-major rows lda
+// apart (the operand itself, or a copy in s.a), and copies its last partial
+// row tile, zero-padded to mr rows, into s.aTail.
+func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb int) (ablk []float32, lda int) {
+	mr := kern.mr
+	ablk, lda = a.sub(ic, pc).data, a.rs
+	if a.cs != 1 {
+		packRows(s.a, a.sub(ic, pc), mb, kb)
+		ablk, lda = s.a, kb
+	} else if nb > 2*kern.nr {
+		// Copy the block when it is reused over several column tiles:
+		// contiguous rows kb apart instead of lda apart, which for lda a
+		// multiple of 1024 would put every row in the same L1 set.
+		for r := 0; r < mb; r++ {
+			copy(s.a[r*kb:(r+1)*kb], ablk[r*lda:r*lda+kb])
 		}
-		// Transposed b: column j of the block is contiguous in p.
-		if nw < nr {
-			clear(panel)
+		ablk, lda = s.a, kb
+	}
+	if full, rem := mb/mr, mb%mr; rem > 0 {
+		tail := s.aTail[:mr*kb]
+		clear(tail)
+		for r := 0; r < rem; r++ {
+			copy(tail[r*kb:(r+1)*kb], ablk[(full*mr+r)*lda:])
 		}
-		for j := 0; j < nw; j++ {
-			col := src.data[j*src.cs : j*src.cs+(kb-1)*src.rs+1]
-			for p := 0; p < kb; p++ {
-				panel[p*nr+j] = col[p*src.rs]
-			}
+	}
+	return ablk, lda
+}
+
+// tiles runs the kernel over the mb rows of one column tile (nw <= nr
+// columns of c) with the packed B panel. Whole tiles work in c itself; a
+// partial tile goes through s.c, whose padding columns meet the zero
+// columns of the panel and whose padding rows meet the zero rows of s.aTail.
+func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ablk []float32, lda int, s *blockScratch, panel []float32, mb, kb, nw int) {
+	mr, nr := kern.mr, kern.nr
+	full, rem := mb/mr, mb%mr
+	if nw == nr {
+		if full > 0 {
+			kern.run(&ablk[0], &panel[0], &c[0], kb, lda, ldc, full, mode)
+		}
+		if rem > 0 {
+			tc := s.c[:mr*nr]
+			tileIn(tc, nr, c[full*mr*ldc:], ldc, rem, nr)
+			kern.run(&s.aTail[0], &panel[0], &tc[0], kb, kb, nr, 1, mode)
+			tileOut(c[full*mr*ldc:], ldc, tc, nr, rem, nr)
+		}
+		return
+	}
+	tc := s.c[:(full+1)*mr*nr]
+	tileIn(tc, nr, c, ldc, mb, nw)
+	if full > 0 {
+		kern.run(&ablk[0], &panel[0], &tc[0], kb, lda, nr, full, mode)
+	}
+	if rem > 0 {
+		kern.run(&s.aTail[0], &panel[0], &tc[full*mr*nr], kb, kb, nr, 1, mode)
+	}
+	tileOut(c, ldc, tc, nr, mb, nw)
+}
+
+// packB copies the kb×nw block of b at (pc, j0) into panel: kb rows of nr
+// floats, padded with zero columns when nw < nr.
+func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
+	nr := kern.nr
+	src := b.sub(pc, j0)
+	if src.cs == 1 && nw == nr && kern.copyRows != nil {
+		kern.copyRows(&panel[0], &src.data[0], kb, src.rs)
+		return
+	}
+	if src.cs == 1 {
+		for p := 0; p < kb; p++ {
+			row := panel[p*nr : p*nr+nr]
+			copy(row, src.data[p*src.rs:p*src.rs+nw])
+			clear(row[nw:])
+		}
+		return
+	}
+	// Transposed b: column j of the block is contiguous in p.
+	if nw < nr {
+		clear(panel)
+	}
+	for j := 0; j < nw; j++ {
+		col := src.data[j*src.cs : j*src.cs+(kb-1)*src.rs+1]
+		for p := 0; p < kb; p++ {
+			panel[p*nr+j] = col[p*src.rs]
 		}
 	}
 }

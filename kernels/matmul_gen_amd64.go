@@ -33,3 +33,13 @@ func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc
 //
 //go:noescape
 func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
+// copyRows16AVX copies kb rows of 16 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+//
+//go:noescape
+func copyRows16AVX(dst *float32, src *float32, kb int, rs int)
+
+// copyRows32AVX copies kb rows of 32 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+//
+//go:noescape
+func copyRows32AVX(dst *float32, src *float32, kb int, rs int)

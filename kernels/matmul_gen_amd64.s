@@ -845,3 +845,49 @@ matmulKernelAVX2x14_store:
 	LDMXCSR (SP)
 	VZEROUPPER
 	RET
+
+// func copyRows16AVX(dst *float32, src *float32, kb int, rs int)
+// Requires: AVX
+TEXT ·copyRows16AVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ kb+16(FP), DX
+	MOVQ rs+24(FP), BX
+	SHLQ $0x02, BX
+
+copyRows16AVX_row:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	ADDQ    BX, CX
+	ADDQ    $0x00000040, AX
+	DECQ    DX
+	JNZ     copyRows16AVX_row
+	VZEROUPPER
+	RET
+
+// func copyRows32AVX(dst *float32, src *float32, kb int, rs int)
+// Requires: AVX
+TEXT ·copyRows32AVX(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ kb+16(FP), DX
+	MOVQ rs+24(FP), BX
+	SHLQ $0x02, BX
+
+copyRows32AVX_row:
+	VMOVUPS (CX), Y0
+	VMOVUPS 32(CX), Y1
+	VMOVUPS 64(CX), Y2
+	VMOVUPS 96(CX), Y3
+	VMOVUPS Y0, (AX)
+	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y2, 64(AX)
+	VMOVUPS Y3, 96(AX)
+	ADDQ    BX, CX
+	ADDQ    $0x00000080, AX
+	DECQ    DX
+	JNZ     copyRows32AVX_row
+	VZEROUPPER
+	RET

@@ -53,7 +53,38 @@ func main() {
 	// AVX-512 kernel's exact row addressing and tile loop on a CPU without
 	// AVX-512, so the tests cover that code on this machine.
 	gen(kernel{name: "matmulKernelAVX2x14", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4})
+	// The B panel packing: kb rows of nr floats copied with ymm moves.
+	genCopyRows("copyRows16AVX", 16)
+	genCopyRows("copyRows32AVX", 32)
 	Generate()
+}
+
+// genCopyRows generates name(dst, src *float32, kb, rs int), which copies kb
+// rows of width floats from src (rows rs floats apart) to dst (rows
+// contiguous). It only moves bits: no arithmetic, no MXCSR.
+func genCopyRows(name string, width int) {
+	TEXT(name, NOSPLIT, "func(dst, src *float32, kb, rs int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s copies kb rows of %d floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.", name, width))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	kb := Load(Param("kb"), GP64())
+	rs := Load(Param("rs"), GP64())
+	SHLQ(Imm(2), rs)
+	regs := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3}
+	Label(name + "_row")
+	for v := 0; v < width/8; v++ {
+		VMOVUPS(Mem{Base: src, Disp: 32 * v}, regs[v])
+	}
+	for v := 0; v < width/8; v++ {
+		VMOVUPS(regs[v], Mem{Base: dst, Disp: 32 * v})
+	}
+	ADDQ(rs, src)
+	ADDQ(U32(4*width), dst)
+	DECQ(kb)
+	JNZ(LabelRef(name + "_row"))
+	VZEROUPPER()
+	RET()
 }
 
 func gen(k kernel) {
