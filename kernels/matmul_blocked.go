@@ -21,7 +21,7 @@ type microKernel struct {
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
-	pool sync.Pool // *blockScratch
+	pool     sync.Pool // *blockScratch
 }
 
 // blockScratch is one call's packing memory.
