@@ -5,7 +5,7 @@
 #include "textflag.h"
 
 // func matmulKernelAVX2(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3, MMX+, SSE
 TEXT ·matmulKernelAVX2(SB), NOSPLIT, $24-60
 	MOVQ lda+32(FP), AX
 	SHLQ $0x02, AX
@@ -47,8 +47,28 @@ matmulKernelAVX2_tile:
 	ADDQ    DI, R9
 	VMOVUPS (R9), Y10
 	VMOVUPS 32(R9), Y11
-	MOVQ    BX, R8
-	MOVQ    kc+24(FP), R9
+
+	// Prefetch the next tile's rows of C: loading them cold would stall the tile.
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	ADDQ       DI, R9
+	PREFETCHT0 (R9)
+	PREFETCHT0 60(R9)
+	MOVQ       BX, R8
+	MOVQ       kc+24(FP), R9
 
 	// Main loop: 4 k steps per iteration.
 	CMPQ R9, $0x04
@@ -200,7 +220,7 @@ matmulKernelAVX2_store:
 	RET
 
 // func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
-// Requires: AVX, AVX512F, SSE
+// Requires: AVX, AVX512F, MMX+, SSE
 TEXT ·matmulKernelAVX512(SB), NOSPLIT, $24-60
 	MOVQ lda+32(FP), AX
 	SHLQ $0x02, AX
@@ -272,8 +292,66 @@ matmulKernelAVX512_tile:
 	ADDQ    R10, R12
 	VMOVUPS (R12), Z26
 	VMOVUPS 64(R12), Z27
-	MOVQ    R8, R11
-	MOVQ    kc+24(FP), R12
+
+	// Prefetch the next tile's rows of C: loading them cold would stall the tile.
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 64(R12)
+	PREFETCHT0 124(R12)
+	MOVQ       R8, R11
+	MOVQ       kc+24(FP), R12
 
 	// Main loop: 4 k steps per iteration.
 	CMPQ R12, $0x04
@@ -575,7 +653,7 @@ matmulKernelAVX512_store:
 	RET
 
 // func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
-// Requires: AVX, FMA3, SSE
+// Requires: AVX, FMA3, MMX+, SSE
 TEXT ·matmulKernelAVX2x14(SB), NOSPLIT, $24-60
 	MOVQ lda+32(FP), AX
 	SHLQ $0x02, AX
@@ -633,8 +711,52 @@ matmulKernelAVX2x14_tile:
 	VMOVUPS (R12), Y12
 	ADDQ    R10, R12
 	VMOVUPS (R12), Y13
-	MOVQ    R8, R11
-	MOVQ    kc+24(FP), R12
+
+	// Prefetch the next tile's rows of C: loading them cold would stall the tile.
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	ADDQ       R10, R12
+	PREFETCHT0 (R12)
+	PREFETCHT0 28(R12)
+	MOVQ       R8, R11
+	MOVQ       kc+24(FP), R12
 
 	// Main loop: 4 k steps per iteration.
 	CMPQ R12, $0x04

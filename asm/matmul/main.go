@@ -194,6 +194,14 @@ func gen(k kernel) {
 			ADDQ(ldc, cnt)
 		}
 	}
+	Comment("Prefetch the next tile's rows of C: loading them cold would stall the tile.")
+	for r := 0; r < k.mr; r++ {
+		ADDQ(ldc, cnt)
+		for off := 0; off < nr*4; off += 64 {
+			PREFETCHT0(Mem{Base: cnt, Disp: off})
+		}
+		PREFETCHT0(Mem{Base: cnt, Disp: nr*4 - 4})
+	}
 	MOVQ(bBase, pb)
 	MOVQ(kcArg.Addr, cnt)
 
