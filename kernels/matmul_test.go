@@ -337,3 +337,37 @@ func FuzzMatMul(f *testing.F) {
 		mmCheck(t, env, mmForms[int(formIdx)%len(mmForms)], c)
 	})
 }
+
+// TestFMAChainStep checks the purego shortcut against the reference on the
+// boundary operands, weighted random ones, and built double-rounding ties.
+func TestFMAChainStep(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	check := func(env Env, a, b, c float32) {
+		a, b, c = daz(env, a), daz(env, b), daz(env, c)
+		got, want := fmaChainStep(env, a, b, c), FMA(env, a, b, c)
+		if math.Float32bits(got) != math.Float32bits(want) && !(got != got && want != want) {
+			t.Fatalf("%s fma(%#08x, %#08x, %#08x) = %#08x, reference %#08x", env,
+				math.Float32bits(a), math.Float32bits(b), math.Float32bits(c), math.Float32bits(got), math.Float32bits(want))
+		}
+	}
+	bound := boundaryOperands()
+	n := 200000
+	if testing.Short() {
+		n = 20000
+	}
+	for _, env := range Envs {
+		for range n {
+			check(env, bound[r.IntN(len(bound))], bound[r.IntN(len(bound))], bound[r.IntN(len(bound))])
+			check(env, weightedRandom(r), weightedRandom(r), weightedRandom(r))
+			// Ties: c plus a product just above or below half an ulp of c.
+			c := mmValue(r, r.IntN(250)-125)
+			ce := int(math.Float32bits(c)>>23&0xff) - 127
+			a := float32(math.Ldexp(1+float64(r.IntN(4))*0x1p-23, ce-24-r.IntN(3)))
+			b := float32(1 + float64(r.IntN(3)-1)*0x1p-23)
+			if r.IntN(2) == 0 {
+				a = -a
+			}
+			check(env, a, b, c)
+		}
+	}
+}
