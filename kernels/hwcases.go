@@ -275,45 +275,53 @@ func TestFloatLevel1Count(operands int) int {
 // operands by weighted random values, as TestFloat interleaves them. For
 // two-operand cases C is random and unused.
 func TestFloatLevel1(operands int, seed uint64) iter.Seq[Triple] {
+	return TestFloatLevel1Sample(operands, seed, 1)
+}
+
+// TestFloatLevel1Sample yields the cases of every stride-th pattern
+// combination of TestFloatLevel1 (all of them for stride 1), without
+// generating the others: each combination draws its random operands from
+// its own generator, seeded by seed and the combination's index, so a
+// sample holds exactly the cases the full set has there.
+func TestFloatLevel1Sample(operands int, seed uint64, stride int) iter.Seq[Triple] {
+	stride = max(stride, 1)
 	return func(yield func(Triple) bool) {
-		r := newCaseRand(seed)
+		pcg := rand.NewPCG(0, 0)
+		r := rand.New(pcg)
 		p := tfPatterns
+		n := len(p)
 		f := func(i int) float32 { return math.Float32frombits(p[i]) }
 		rnd := func() float32 { return randomFloat(r) }
 		if operands != 3 {
-			for i := range p {
-				for j := range p {
-					a, b := f(i), f(j)
-					// pattern × pattern, pattern × random, random × pattern,
-					// and three random pairs.
-					for _, t := range [6]Triple{
-						{a, b, 0}, {a, rnd(), 0}, {rnd(), b, 0},
-						{rnd(), rnd(), 0}, {rnd(), rnd(), 0}, {rnd(), rnd(), 0},
-					} {
-						if !yield(t) {
-							return
-						}
+			for idx := 0; idx < n*n; idx += stride {
+				pcg.Seed(seed, uint64(idx))
+				a, b := f(idx/n), f(idx%n)
+				// pattern × pattern, pattern × random, random × pattern,
+				// and three random pairs.
+				for _, t := range [6]Triple{
+					{a, b, 0}, {a, rnd(), 0}, {rnd(), b, 0},
+					{rnd(), rnd(), 0}, {rnd(), rnd(), 0}, {rnd(), rnd(), 0},
+				} {
+					if !yield(t) {
+						return
 					}
 				}
 			}
 			return
 		}
-		for i := range p {
-			for j := range p {
-				for k := range p {
-					a, b, c := f(i), f(j), f(k)
-					// Every subset of the operands taken from the patterns:
-					// all three, each pair, each single one, and none (twice).
-					for _, t := range [9]Triple{
-						{a, b, c},
-						{a, b, rnd()}, {a, rnd(), c}, {rnd(), b, c},
-						{a, rnd(), rnd()}, {rnd(), b, rnd()}, {rnd(), rnd(), c},
-						{rnd(), rnd(), rnd()}, {rnd(), rnd(), rnd()},
-					} {
-						if !yield(t) {
-							return
-						}
-					}
+		for idx := 0; idx < n*n*n; idx += stride {
+			pcg.Seed(seed, uint64(idx))
+			a, b, c := f(idx/(n*n)), f(idx/n%n), f(idx%n)
+			// Every subset of the operands taken from the patterns: all
+			// three, each pair, each single one, and none (twice).
+			for _, t := range [9]Triple{
+				{a, b, c},
+				{a, b, rnd()}, {a, rnd(), c}, {rnd(), b, c},
+				{a, rnd(), rnd()}, {rnd(), b, rnd()}, {rnd(), rnd(), c},
+				{rnd(), rnd(), rnd()}, {rnd(), rnd(), rnd()},
+			} {
+				if !yield(t) {
+					return
 				}
 			}
 		}

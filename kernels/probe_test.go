@@ -125,9 +125,8 @@ func every(stride int, seq iter.Seq[Triple]) iter.Seq[Triple] {
 }
 
 // level1Stride is 1 (the whole level-1 set) unless the run is short or
-// UNDERFLOW_LEVEL1_STRIDE says otherwise: under qemu-aarch64 the full set
-// takes too long, and a deterministic sample of it keeps every pattern
-// combination's neighbourhood represented.
+// UNDERFLOW_LEVEL1_STRIDE says otherwise: then every stride-th pattern
+// combination is run, with all its cases (a deterministic sample).
 func level1Stride(t testing.TB) int {
 	if s := os.Getenv("UNDERFLOW_LEVEL1_STRIDE"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -222,7 +221,7 @@ func TestProbeLevel1TwoOperands(t *testing.T) {
 	for _, u := range ProbeUnits() {
 		for _, env := range envs {
 			for _, op := range []Op{OpMul, OpAdd, OpDiv} {
-				n := checkAll(t, u, env, op, every(stride, TestFloatLevel1(2, 1)))
+				n := checkAll(t, u, env, op, TestFloatLevel1Sample(2, 1, stride))
 				if stride == 1 && n != TestFloatLevel1Count(2) {
 					t.Fatalf("level 1 gave %d cases, want %d", n, TestFloatLevel1Count(2))
 				}
@@ -239,7 +238,7 @@ func TestProbeLevel1ThreeOperands(t *testing.T) {
 	envs := hwEnvs(t)
 	stride := level1Stride(t)
 	start := time.Now()
-	cases := slices.Collect(every(stride, TestFloatLevel1(3, 2)))
+	cases := slices.Collect(TestFloatLevel1Sample(3, 2, stride))
 	if stride == 1 && len(cases) != TestFloatLevel1Count(3) {
 		t.Fatalf("level 1 gave %d cases, want %d", len(cases), TestFloatLevel1Count(3))
 	}
@@ -354,6 +353,27 @@ func TestLevel1Counts(t *testing.T) {
 	}
 	if n != TestFloatLevel1Count(2) || n != 46464 {
 		t.Errorf("two-operand level 1 yielded %d, want %d = 46464", n, TestFloatLevel1Count(2))
+	}
+	// A sample holds exactly the full set's cases at its combinations.
+	var full, sample []Triple
+	for x := range TestFloatLevel1(3, 5) {
+		if len(full) == 9*40 {
+			break
+		}
+		full = append(full, x)
+	}
+	for x := range TestFloatLevel1Sample(3, 5, 13) {
+		if len(sample) == 9*3 {
+			break
+		}
+		sample = append(sample, x)
+	}
+	for k := 0; k < 3; k++ {
+		for j := 0; j < 9; j++ {
+			if fmt.Sprint(sample[9*k+j]) != fmt.Sprint(full[9*13*k+j]) {
+				t.Errorf("sample case %d of combination %d differs from the full set", j, 13*k)
+			}
+		}
 	}
 	// Deterministic: the same seed gives the same cases.
 	i := 0

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/seed8b67a5e0/underflow/cmd/ftzcheck/internal/vectorfile"
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+func runArgs(args ...string) (code int, stdout, stderr string) {
+	var o, e bytes.Buffer
+	code = run(args, &o, &e)
+	return code, o.String(), e.String()
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// TestCheckTestdata runs -check on the committed vector files, measured on
+// real hardware (amd64-zen3.vec: an AMD EPYC Zen 3, four x86 environments;
+// arm64-qemu.vec: qemu-aarch64 7.2, IEEE and ARM_FZ). Every case must agree
+// with the reference, and with this CPU where it honours the environment.
+func TestCheckTestdata(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.vec")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("want the committed vector files in testdata, got %v (%v)", files, err)
+	}
+	for _, f := range files {
+		cases, err := vectorfile.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs := map[kernels.Env]int{}
+		for _, c := range cases {
+			envs[c.Env]++
+		}
+		var out bytes.Buffer
+		r, err := checkCases(cases, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.failed != 0 || r.passed != len(cases) || len(cases) < 10000 {
+			t.Errorf("%s: %d passed, %d failed of %d cases:\n%s", f, r.passed, r.failed, len(cases), out.String())
+		}
+		hw := 0
+		for e, n := range envs {
+			if kernels.HardwareHonours(e) {
+				hw += n * len(kernels.ProbeUnits())
+			}
+		}
+		// Count what ran on the hardware: all units have every op here
+		// except where a CPU lacks FMA, so allow fewer but not none.
+		if hw > 0 && r.hardwareCases == 0 {
+			t.Errorf("%s: this CPU honours some of its environments, but no case ran on the hardware", f)
+		}
+		t.Logf("%s: %d cases %v, %d hardware runs", f, len(cases), envs, r.hardwareCases)
+	}
+}
+
+func TestCheckCommand(t *testing.T) {
+	code, out, errOut := runArgs("-check", "testdata/arm64-qemu.vec")
+	if code != exitOK || !regexp.MustCompile(`^\d+ passed, 0 failed$`).MatchString(lastLine(out)) {
+		t.Errorf("exit %d, last line %q, stderr %q", code, lastLine(out), errOut)
+	}
+}
+
+// TestCheckReportsFailures: a wrong RESULT is named with its line, counted,
+// and makes the exit status 1.
+func TestCheckReportsFailures(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.vec")
+	content := "# two good, one wrong\n" +
+		"FTZ mul 3f7fffff 00800000 - 00000000\n" +
+		"\n" +
+		"IEEE mul 3f7fffff 00800000 - 00000000 # wrong: IEEE rounds up to 00800000\n" +
+		"ARM_FZ mul 3f000001 00fffffe - 00000000\n" +
+		"FTZ_DAZ fma 7fc00000 3f800000 3f800000 7fc00001 # NaN by class\n"
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runArgs("-check", path)
+	if code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	if !strings.Contains(out, "line 4: IEEE mul 3f7fffff 00800000 - 00000000: want 00000000, got reference 00800000") {
+		t.Errorf("mismatch not reported with its line:\n%s", out)
+	}
+	if lastLine(out) != "3 passed, 1 failed" {
+		t.Errorf("last line %q, want %q", lastLine(out), "3 passed, 1 failed")
+	}
+}
+
+func TestCheckMalformed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "malformed.vec")
+	if err := os.WriteFile(path, []byte("IEEE add 3f800000 3f800000 - 40000000\nIEEE add 3f800000 zz - 40000000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runArgs("-check", path)
+	if code != exitError || !strings.Contains(errOut, "malformed.vec:2:") {
+		t.Errorf("exit %d, stderr %q; want exit %d naming line 2", code, errOut, exitError)
+	}
+	code, _, errOut = runArgs("-check", filepath.Join(t.TempDir(), "missing.vec"))
+	if code != exitError || errOut == "" {
+		t.Errorf("missing file: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, _ := runArgs("extra"); code != exitError {
+		t.Errorf("stray argument: exit %d, want %d", code, exitError)
+	}
+}
+
+// TestEmitThenCheck measures a small suite on this hardware and checks it.
+func TestEmitThenCheck(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "here.vec")
+	code, out, errOut := runArgs("-emit", path, "-n", "300")
+	if len(kernels.HardwareEnvs()) == 0 {
+		if code != exitError {
+			t.Errorf("no probes: -emit exit %d, want %d", code, exitError)
+		}
+		return
+	}
+	if code != exitOK {
+		t.Fatalf("-emit: exit %d\n%s%s", code, out, errOut)
+	}
+	cases, err := vectorfile.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(kernels.HardwareEnvs()) * len(kernels.Ops) * 300; len(cases) < want {
+		t.Errorf("emitted %d cases, want at least %d", len(cases), want)
+	}
+	code, out, _ = runArgs("-check", path)
+	if code != exitOK || lastLine(out) != fmt.Sprintf("%d passed, 0 failed", len(cases)) {
+		t.Errorf("-check of the emitted file: exit %d, last line %q", code, lastLine(out))
+	}
+}
+
+// TestReport runs the no-argument report on a small suite.
+func TestReport(t *testing.T) {
+	code, out, errOut := runArgs("-n", "200", "-nobench")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"CPU:", "Honours:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	if len(kernels.HardwareEnvs()) == 0 {
+		return
+	}
+	for _, want := range []string{"mismatches", ", 0 mismatches", "tininess detected"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
