@@ -27,8 +27,12 @@ func cpuName() string {
 func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	c := cpuid.CPU
 	fmt.Fprintf(stdout, "CPU:          %s\n", cpuName())
+	vendor := c.VendorString
+	if vendor == "" {
+		vendor = c.VendorID.String()
+	}
 	fmt.Fprintf(stdout, "              vendor %s, family %d model %d stepping %d, %s/%s, %d logical CPUs\n",
-		c.VendorString, c.Family, c.Model, c.Stepping, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+		vendor, c.Family, c.Model, c.Stepping, runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	var feats []string
 	for _, f := range []cpuid.FeatureID{cpuid.SSE2, cpuid.AVX, cpuid.AVX2, cpuid.FMA3, cpuid.AVX512F, cpuid.ASIMD, cpuid.FP, cpuid.SVE} {
 		if c.Supports(f) {
