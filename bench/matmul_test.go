@@ -97,3 +97,31 @@ func BenchmarkMatMulParallel(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMatMulTrans: the transposed forms backprop uses, at the
+// network's shapes with a batch of 100 (default backend, IEEE):
+// dW = Xᵀ·dY (TransA, a stored batch×fan_in) and dX = dY·Wᵀ (TransB, b
+// stored fan_in×fan_out).
+func BenchmarkMatMulTrans(b *testing.B) {
+	for _, tc := range []struct {
+		form    string
+		m, k, n int
+	}{
+		{"TransA", 784, 100, 512}, {"TransA", 512, 100, 512}, {"TransA", 512, 100, 10},
+		{"TransB", 100, 512, 784}, {"TransB", 100, 512, 512}, {"TransB", 100, 10, 512},
+	} {
+		s := mmShape{tc.m, tc.k, tc.n}
+		b.Run(fmt.Sprintf("%s/%s/%s", kernels.Backend(), tc.form, s), func(b *testing.B) {
+			a, bm := mmInputs(s, "normal")
+			dst := make([]float32, s.m*s.n)
+			fn := kernels.MatMulTransA
+			if tc.form == "TransB" {
+				fn = kernels.MatMulTransB
+			}
+			for b.Loop() {
+				fn(kernels.IEEE, dst, a, bm, s.m, s.k, s.n)
+			}
+			gflops(b, s)
+		})
+	}
+}

@@ -12,8 +12,8 @@ import (
 // kc = 256 keeps a packed B panel (kc×nr) in L1; mc bounds one assembly call
 // to about half a million fused multiply-adds.
 var (
-	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, copyRows: copyRows16AVX}
-	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX512, copyRows: copyRows32AVX}
+	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, runCols: matmulKernelAVX2Cols, copyRows: copyRows16AVX}
+	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX}
 )
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess

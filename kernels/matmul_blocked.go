@@ -18,6 +18,9 @@ type microKernel struct {
 	// the packed B panel; mode is the control register value (MXCSR or
 	// FPCR) for the environment.
 	run func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+	// runCols, when not nil, is run reading A by columns: A[i][p] at
+	// a[p*lda+i], the storage of Aᵀ, so Aᵀ·B needs no packing of A.
+	runCols func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
@@ -65,11 +68,11 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 		for pc := 0; pc < k; pc += kstep {
 			kb := min(kstep, k-pc)
 			if m <= kern.mc {
-				ablk, lda := kern.prepareA(s, a, 0, m, pc, kb, nb)
+				ab := kern.prepareA(s, a, 0, m, pc, kb, nb)
 				for j0 := 0; j0 < nb; j0 += nr {
 					panel := s.b[:kb*nr]
 					kern.packB(panel, b, pc, kb, jc+j0, min(nr, nb-j0))
-					kern.tiles(mode, c[jc+j0:], ldc, ablk, lda, s, panel, m, kb, min(nr, nb-j0))
+					kern.tiles(mode, c[jc+j0:], ldc, ab, s, panel, m, kb, min(nr, nb-j0))
 				}
 				continue
 			}
@@ -78,58 +81,82 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
-				ablk, lda := kern.prepareA(s, a, ic, mb, pc, kb, nb)
+				ab := kern.prepareA(s, a, ic, mb, pc, kb, nb)
 				for j0 := 0; j0 < nb; j0 += nr {
-					kern.tiles(mode, c[ic*ldc+jc+j0:], ldc, ablk, lda, s, s.b[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
+					kern.tiles(mode, c[ic*ldc+jc+j0:], ldc, ab, s, s.b[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
 				}
 			}
 		}
 	}
 }
 
-// prepareA returns the mb×kb block of a at (ic, pc) as row-major rows lda
-// apart (the operand itself, or a copy in s.a), and copies its last partial
-// row tile, zero-padded to mr rows, into s.aTail.
-func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb int) (ablk []float32, lda int) {
+// aBlock is one mb×kb block of A as a kernel reads it: whole row tiles
+// from data through run, the last partial tile from s.aTail through the
+// same kernel with lda tailLda.
+type aBlock struct {
+	data         []float32
+	lda, tailLda int
+	run          func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+}
+
+// prepareA returns the mb×kb block of a at (ic, pc) as the kernel reads it,
+// and copies its last partial row tile, zero-padded to mr rows, into
+// s.aTail.
+func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb int) aBlock {
 	mr := kern.mr
-	ablk, lda = a.sub(ic, pc).data, a.rs
+	full, rem := mb/mr, mb%mr
+	src := a.sub(ic, pc)
+	if a.rs == 1 && kern.runCols != nil && nb <= 2*kern.nr {
+		// Aᵀ stored, few column tiles: read it in place by columns; the
+		// tail tile is copied in the same layout.
+		ab := aBlock{data: src.data, lda: a.cs, tailLda: mr, run: kern.runCols}
+		if rem > 0 {
+			tail := s.aTail[:mr*kb]
+			clear(tail)
+			for p := 0; p < kb; p++ {
+				copy(tail[p*mr:p*mr+rem], src.data[p*a.cs+full*mr:])
+			}
+		}
+		return ab
+	}
+	ab := aBlock{data: src.data, lda: a.rs, tailLda: kb, run: kern.run}
 	if a.cs != 1 {
-		packRows(s.a, a.sub(ic, pc), mb, kb)
-		ablk, lda = s.a, kb
+		packRows(s.a, src, mb, kb)
+		ab.data, ab.lda = s.a, kb
 	} else if nb > 2*kern.nr {
 		// Copy the block when it is reused over several column tiles:
 		// contiguous rows kb apart instead of lda apart, which for lda a
 		// multiple of 1024 would put every row in the same L1 set.
 		for r := 0; r < mb; r++ {
-			copy(s.a[r*kb:(r+1)*kb], ablk[r*lda:r*lda+kb])
+			copy(s.a[r*kb:(r+1)*kb], src.data[r*a.rs:r*a.rs+kb])
 		}
-		ablk, lda = s.a, kb
+		ab.data, ab.lda = s.a, kb
 	}
-	if full, rem := mb/mr, mb%mr; rem > 0 {
+	if rem > 0 {
 		tail := s.aTail[:mr*kb]
 		clear(tail)
 		for r := 0; r < rem; r++ {
-			copy(tail[r*kb:(r+1)*kb], ablk[(full*mr+r)*lda:])
+			copy(tail[r*kb:(r+1)*kb], ab.data[(full*mr+r)*ab.lda:])
 		}
 	}
-	return ablk, lda
+	return ab
 }
 
 // tiles runs the kernel over the mb rows of one column tile (nw <= nr
 // columns of c) with the packed B panel. Whole tiles work in c itself; a
 // partial tile goes through s.c, whose padding columns meet the zero
 // columns of the panel and whose padding rows meet the zero rows of s.aTail.
-func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ablk []float32, lda int, s *blockScratch, panel []float32, mb, kb, nw int) {
+func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ab aBlock, s *blockScratch, panel []float32, mb, kb, nw int) {
 	mr, nr := kern.mr, kern.nr
 	full, rem := mb/mr, mb%mr
 	if nw == nr {
 		if full > 0 {
-			kern.run(&ablk[0], &panel[0], &c[0], kb, lda, ldc, full, mode)
+			ab.run(&ab.data[0], &panel[0], &c[0], kb, ab.lda, ldc, full, mode)
 		}
 		if rem > 0 {
 			tc := s.c[:mr*nr]
 			tileIn(tc, nr, c[full*mr*ldc:], ldc, rem, nr)
-			kern.run(&s.aTail[0], &panel[0], &tc[0], kb, kb, nr, 1, mode)
+			ab.run(&s.aTail[0], &panel[0], &tc[0], kb, ab.tailLda, nr, 1, mode)
 			tileOut(c[full*mr*ldc:], ldc, tc, nr, rem, nr)
 		}
 		return
@@ -137,10 +164,10 @@ func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ablk []float32
 	tc := s.c[:(full+1)*mr*nr]
 	tileIn(tc, nr, c, ldc, mb, nw)
 	if full > 0 {
-		kern.run(&ablk[0], &panel[0], &tc[0], kb, lda, nr, full, mode)
+		ab.run(&ab.data[0], &panel[0], &tc[0], kb, ab.lda, nr, full, mode)
 	}
 	if rem > 0 {
-		kern.run(&s.aTail[0], &panel[0], &tc[full*mr*nr], kb, kb, nr, 1, mode)
+		ab.run(&s.aTail[0], &panel[0], &tc[full*mr*nr], kb, ab.tailLda, nr, 1, mode)
 	}
 	tileOut(c, ldc, tc, nr, mb, nw)
 }
@@ -162,14 +189,26 @@ func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 		}
 		return
 	}
-	// Transposed b: column j of the block is contiguous in p.
+	// Transposed b (rs = 1): column j of the block is contiguous in p.
+	// Eight p at a time, so each column's cache line is read once per
+	// group and the panel rows are written whole.
 	if nw < nr {
 		clear(panel)
 	}
-	for j := 0; j < nw; j++ {
-		col := src.data[j*src.cs : j*src.cs+(kb-1)*src.rs+1]
-		for p := 0; p < kb; p++ {
-			panel[p*nr+j] = col[p*src.rs]
+	cs := src.cs
+	p := 0
+	for ; p+8 <= kb; p += 8 {
+		rows := panel[p*nr : (p+8)*nr]
+		for j := 0; j < nw; j++ {
+			col := (*[8]float32)(src.data[j*cs+p:])
+			rows[j], rows[nr+j], rows[2*nr+j], rows[3*nr+j] = col[0], col[1], col[2], col[3]
+			rows[4*nr+j], rows[5*nr+j], rows[6*nr+j], rows[7*nr+j] = col[4], col[5], col[6], col[7]
+		}
+	}
+	for ; p < kb; p++ {
+		row := panel[p*nr : p*nr+nw]
+		for j := range row {
+			row[j] = src.data[j*cs+p]
 		}
 	}
 }

@@ -34,6 +34,36 @@ func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc
 //go:noescape
 func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
+// matmulKernelAVX2Cols (AVX2+FMA) runs mtiles tiles of 6×16. Tile t reads rows t*6.. of A
+// (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
+// 16 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX2Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
+// matmulKernelAVX512Cols (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
+// (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
+// 32 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX512Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
+// matmulKernelAVX2x14Cols (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
+// (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
+// 8 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX2x14Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
 // copyRows16AVX copies kb rows of 16 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
 //
 //go:noescape

@@ -14,7 +14,7 @@ import (
 // addressing, tile loop and blocking with everything but the register width.
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
-		twin := &microKernel{mr: 14, nr: 8, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX2x14}
+		twin := &microKernel{mr: 14, nr: 8, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX2x14, runCols: matmulKernelAVX2x14Cols}
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx2x14-twin", kern: twin, envMode: mxcsrMode})
 	}
 }

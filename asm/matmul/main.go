@@ -32,6 +32,9 @@ type kernel struct {
 	mr     int               // rows per tile
 	nvec   int               // vectors per row: nr = nvec × lanes
 	unroll int               // k steps per loop iteration
+	// aColumns: A is read column by column, A[i][p] at a + 4i + p*lda
+	// bytes (the storage of Aᵀ), instead of row by row.
+	aColumns bool
 }
 
 func (k kernel) nr() int { return k.nvec * k.lanes }
@@ -53,10 +56,21 @@ func main() {
 	// AVX-512 kernel's exact row addressing and tile loop on a CPU without
 	// AVX-512, so the tests cover that code on this machine.
 	gen(kernel{name: "matmulKernelAVX2x14", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4})
+	// The same three reading A by columns, for Aᵀ·B without packing A.
+	gen(kernel{name: "matmulKernelAVX2Cols", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4, aColumns: true})
+	gen(kernel{name: "matmulKernelAVX512Cols", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4, aColumns: true})
+	gen(kernel{name: "matmulKernelAVX2x14Cols", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4, aColumns: true})
 	// The B panel packing: kb rows of nr floats copied with ymm moves.
 	genCopyRows("copyRows16AVX", 16)
 	genCopyRows("copyRows32AVX", 32)
 	Generate()
+}
+
+func aLayout(k kernel) string {
+	if k.aColumns {
+		return "(read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ)"
+	}
+	return "(row-major, row stride lda floats)"
 }
 
 // genCopyRows generates name(dst, src *float32, kb, rs int), which copies kb
@@ -101,7 +115,7 @@ func gen(k kernel) {
 	Pragma("noescape")
 	Doc(
 		fmt.Sprintf("%s (%s) runs mtiles tiles of %d×%d. Tile t reads rows t*%d.. of A", k.name, k.isa, k.mr, nr, k.mr),
-		"(row-major, row stride lda floats) and the packed B panel (kc rows of",
+		aLayout(k)+" and the packed B panel (kc rows of",
 		fmt.Sprintf("%d floats) and continues, for p < kc in increasing p, the chain", nr),
 		"C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).",
 		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
@@ -119,7 +133,12 @@ func gen(k kernel) {
 	}
 	var rows []rowAddr
 	var baseRow []int
-	for r := 0; r < k.mr; r++ {
+	if k.aColumns {
+		// One base: row r is at +4r, and the base moves lda per step.
+		baseRow = []int{0}
+		rows = make([]rowAddr, k.mr)
+	}
+	for r := 0; r < k.mr && !k.aColumns; r++ {
 		found := false
 		for bi, br := range baseRow {
 			d := r - br
@@ -139,6 +158,9 @@ func gen(k kernel) {
 		bases[i] = GP64()
 	}
 	aAddr := func(r, disp int) Mem {
+		if k.aColumns {
+			return Mem{Base: bases[0], Disp: 4 * r}
+		}
 		ra := rows[r]
 		m := Mem{Base: bases[ra.base], Disp: disp}
 		if ra.scale != 0 {
@@ -215,9 +237,15 @@ func gen(k kernel) {
 				VFMADD231PS(bvec(v), bcast, acc(r, v))
 			}
 		}
+		if k.aColumns {
+			ADDQ(lda, bases[0])
+		}
 	}
 	advance := func(steps int) {
 		for _, b := range bases {
+			if k.aColumns {
+				continue // moved by step
+			}
 			ADDQ(U32(4*steps), b)
 		}
 		ADDQ(U32(steps*nr*4), pb)
@@ -251,8 +279,12 @@ func gen(k kernel) {
 		}
 		ADDQ(ldc, pc)
 	}
-	IMUL3Q(Imm(uint64(k.mr)), lda, tmp)
-	ADDQ(tmp, aTile)
+	if k.aColumns {
+		ADDQ(U32(4*k.mr), aTile)
+	} else {
+		IMUL3Q(Imm(uint64(k.mr)), lda, tmp)
+		ADDQ(tmp, aTile)
+	}
 	DECQ(tilesLeft)
 	JNZ(LabelRef(k.name + "_tile"))
 
