@@ -9,11 +9,12 @@ import (
 )
 
 // The amd64 micro-kernels (generated: matmul_gen_amd64.s) and their blocking.
-// kc = 256 keeps a packed B panel (kc×nr) in L1; mc bounds one assembly call
-// to about half a million fused multiply-adds.
+// kc keeps a packed B panel (kc×nr floats: 16 KiB for AVX2, 24 KiB for
+// AVX-512) in a 32 KiB L1; mc bounds one assembly call to about half a
+// million fused multiply-adds.
 var (
 	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, runCols: matmulKernelAVX2Cols, copyRows: copyRows16AVX}
-	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX}
+	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 192, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX}
 )
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess
