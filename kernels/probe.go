@@ -93,7 +93,9 @@ func SameResult(x, y float32) bool {
 
 // ProbeUnit is one instruction family and register width the probes run on:
 // on amd64 "scalar" (SSE mulss/addss/divss, VEX vfmadd231ss), "sse" (xmm,
-// 4 lanes), "avx" (VEX ymm, 8 lanes) and "avx512" (EVEX zmm, 16 lanes); on
+// 4 lanes), "avx" (VEX ymm, 8 lanes) and "avx512" (EVEX zmm, 16 lanes), and
+// "avx-mem" and "avx512-mem", which take b (and mul_add's c) as memory
+// operands; on
 // arm64 "scalar" (FMUL/FADD/FDIV/FMADD on S registers) and "neon" (.4S,
 // FMLA for fma).
 type ProbeUnit struct {
@@ -171,15 +173,16 @@ func ProbeScalar(env Env, op Op, a, b, c float32) (float32, error) {
 	return dst[0], err
 }
 
-// ProbeWidest returns the widest unit of this CPU that has op, for bulk runs.
+// ProbeWidest returns the widest unit of this CPU that has op (the first of
+// equally wide ones), for bulk runs.
 func ProbeWidest(op Op) (ProbeUnit, bool) {
-	units := ProbeUnits()
-	for i := len(units) - 1; i >= 0; i-- {
-		if units[i].Has(op) {
-			return units[i], true
+	var best ProbeUnit
+	for _, u := range ProbeUnits() {
+		if u.Has(op) && u.Lanes > best.Lanes {
+			best = u
 		}
 	}
-	return ProbeUnit{}, false
+	return best, best.Lanes > 0
 }
 
 // HardwareHonours reports whether the running CPU has a native mode for env

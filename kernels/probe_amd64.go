@@ -4,65 +4,95 @@
 
 package kernels
 
-// probeMulScalar runs Mul on 1 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulScalar runs Mul on 1 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulScalar(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeAddScalar runs Add on 1 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeAddScalar runs Add on 1 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeAddScalar(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeDivScalar runs Div on 1 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeDivScalar runs Div on 1 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeDivScalar(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeFMAScalar runs FMA on 1 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeFMAScalar runs FMA on 1 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeFMAScalar(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAddScalar runs MulAdd on 1 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAddScalar runs MulAdd on 1 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAddScalar(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulSSE runs Mul on 4 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulSSE runs Mul on 4 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulSSE(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeAddSSE runs Add on 4 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeAddSSE runs Add on 4 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeAddSSE(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeDivSSE runs Div on 4 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeDivSSE runs Div on 4 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeDivSSE(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeFMASSE runs FMA on 4 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeFMASSE runs FMA on 4 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeFMASSE(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAddSSE runs MulAdd on 4 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAddSSE runs MulAdd on 4 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAddSSE(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAVX runs Mul on 8 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAVX runs Mul on 8 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAVX(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeAddAVX runs Add on 8 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeAddAVX runs Add on 8 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeAddAVX(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeDivAVX runs Div on 8 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeDivAVX runs Div on 8 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeDivAVX(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeFMAAVX runs FMA on 8 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeFMAAVX runs FMA on 8 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeFMAAVX(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAddAVX runs MulAdd on 8 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAddAVX runs MulAdd on 8 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAddAVX(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAVX512 runs Mul on 16 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAVXMem runs Mul on 8 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeMulAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeAddAVXMem runs Add on 8 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeAddAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeDivAVXMem runs Div on 8 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeDivAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeFMAAVXMem runs FMA on 8 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeFMAAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeMulAddAVXMem runs MulAdd on 8 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeMulAddAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeMulAVX512 runs Mul on 16 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeAddAVX512 runs Add on 16 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeAddAVX512 runs Add on 16 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeAddAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeDivAVX512 runs Div on 16 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeDivAVX512 runs Div on 16 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeDivAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeFMAAVX512 runs FMA on 16 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeFMAAVX512 runs FMA on 16 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeFMAAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
-// probeMulAddAVX512 runs MulAdd on 16 lane(s) at a time under mxcsr, restoring the caller's MXCSR.
+// probeMulAddAVX512 runs MulAdd on 16 lane(s) at a time, registers, under mxcsr, restoring the caller's MXCSR.
 func probeMulAddAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeMulAVX512Mem runs Mul on 16 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeMulAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeAddAVX512Mem runs Add on 16 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeAddAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeDivAVX512Mem runs Div on 16 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeDivAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeFMAAVX512Mem runs FMA on 16 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeFMAAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+
+// probeMulAddAVX512Mem runs MulAdd on 16 lane(s) at a time, b (and mul_add's c) as memory operands, under mxcsr, restoring the caller's MXCSR.
+func probeMulAddAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 
 // getMXCSR returns the calling thread's MXCSR (for tests).
 func getMXCSR() uint32

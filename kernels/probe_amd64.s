@@ -399,6 +399,135 @@ probeMulAddAVX_done:
 	VZEROUPPER
 	RET
 
+// func probeMulAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, SSE
+TEXT ·probeMulAVXMem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeMulAVXMem_loop:
+	CMPQ    SI, BX
+	JAE     probeMulAVXMem_done
+	VMOVUPS (CX)(SI*4), Y0
+	VMULPS  (DX)(SI*4), Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x00000008, SI
+	JMP     probeMulAVXMem_loop
+
+probeMulAVXMem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeAddAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, SSE
+TEXT ·probeAddAVXMem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeAddAVXMem_loop:
+	CMPQ    SI, BX
+	JAE     probeAddAVXMem_done
+	VMOVUPS (CX)(SI*4), Y0
+	VADDPS  (DX)(SI*4), Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x00000008, SI
+	JMP     probeAddAVXMem_loop
+
+probeAddAVXMem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeDivAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, SSE
+TEXT ·probeDivAVXMem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeDivAVXMem_loop:
+	CMPQ    SI, BX
+	JAE     probeDivAVXMem_done
+	VMOVUPS (CX)(SI*4), Y0
+	VDIVPS  (DX)(SI*4), Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x00000008, SI
+	JMP     probeDivAVXMem_loop
+
+probeDivAVXMem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeFMAAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, FMA3, SSE
+TEXT ·probeFMAAVXMem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    c_base+80(FP), BX
+	MOVQ    dst_len+16(FP), SI
+	XORQ    DI, DI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeFMAAVXMem_loop:
+	CMPQ        DI, SI
+	JAE         probeFMAAVXMem_done
+	VMOVUPS     (CX)(DI*4), Y0
+	VMOVUPS     (BX)(DI*4), Y2
+	VFMADD231PS (DX)(DI*4), Y0, Y2
+	VMOVUPS     Y2, (AX)(DI*4)
+	ADDQ        $0x00000008, DI
+	JMP         probeFMAAVXMem_loop
+
+probeFMAAVXMem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeMulAddAVXMem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, SSE
+TEXT ·probeMulAddAVXMem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    c_base+80(FP), BX
+	MOVQ    dst_len+16(FP), SI
+	XORQ    DI, DI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeMulAddAVXMem_loop:
+	CMPQ    DI, SI
+	JAE     probeMulAddAVXMem_done
+	VMOVUPS (CX)(DI*4), Y0
+	VMULPS  (DX)(DI*4), Y0, Y0
+	VADDPS  (BX)(DI*4), Y0, Y0
+	VMOVUPS Y0, (AX)(DI*4)
+	ADDQ    $0x00000008, DI
+	JMP     probeMulAddAVXMem_loop
+
+probeMulAddAVXMem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
 // func probeMulAVX512(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
 // Requires: AVX, AVX512F, SSE
 TEXT ·probeMulAVX512(SB), NOSPLIT, $8-104
@@ -530,6 +659,135 @@ probeMulAddAVX512_loop:
 	JMP     probeMulAddAVX512_loop
 
 probeMulAddAVX512_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeMulAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·probeMulAVX512Mem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeMulAVX512Mem_loop:
+	CMPQ    SI, BX
+	JAE     probeMulAVX512Mem_done
+	VMOVUPS (CX)(SI*4), Z0
+	VMULPS  (DX)(SI*4), Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	ADDQ    $0x00000010, SI
+	JMP     probeMulAVX512Mem_loop
+
+probeMulAVX512Mem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeAddAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·probeAddAVX512Mem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeAddAVX512Mem_loop:
+	CMPQ    SI, BX
+	JAE     probeAddAVX512Mem_done
+	VMOVUPS (CX)(SI*4), Z0
+	VADDPS  (DX)(SI*4), Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	ADDQ    $0x00000010, SI
+	JMP     probeAddAVX512Mem_loop
+
+probeAddAVX512Mem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeDivAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·probeDivAVX512Mem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    dst_len+16(FP), BX
+	XORQ    SI, SI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeDivAVX512Mem_loop:
+	CMPQ    SI, BX
+	JAE     probeDivAVX512Mem_done
+	VMOVUPS (CX)(SI*4), Z0
+	VDIVPS  (DX)(SI*4), Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	ADDQ    $0x00000010, SI
+	JMP     probeDivAVX512Mem_loop
+
+probeDivAVX512Mem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeFMAAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·probeFMAAVX512Mem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    c_base+80(FP), BX
+	MOVQ    dst_len+16(FP), SI
+	XORQ    DI, DI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeFMAAVX512Mem_loop:
+	CMPQ        DI, SI
+	JAE         probeFMAAVX512Mem_done
+	VMOVUPS     (CX)(DI*4), Z0
+	VMOVUPS     (BX)(DI*4), Z2
+	VFMADD231PS (DX)(DI*4), Z0, Z2
+	VMOVUPS     Z2, (AX)(DI*4)
+	ADDQ        $0x00000010, DI
+	JMP         probeFMAAVX512Mem_loop
+
+probeFMAAVX512Mem_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func probeMulAddAVX512Mem(mxcsr uint32, dst []float32, a []float32, b []float32, c []float32)
+// Requires: AVX, AVX512F, SSE
+TEXT ·probeMulAddAVX512Mem(SB), NOSPLIT, $8-104
+	MOVQ    dst_base+8(FP), AX
+	MOVQ    a_base+32(FP), CX
+	MOVQ    b_base+56(FP), DX
+	MOVQ    c_base+80(FP), BX
+	MOVQ    dst_len+16(FP), SI
+	XORQ    DI, DI
+	STMXCSR (SP)
+	LDMXCSR mxcsr+0(FP)
+
+probeMulAddAVX512Mem_loop:
+	CMPQ    DI, SI
+	JAE     probeMulAddAVX512Mem_done
+	VMOVUPS (CX)(DI*4), Z0
+	VMULPS  (DX)(DI*4), Z0, Z0
+	VADDPS  (BX)(DI*4), Z0, Z0
+	VMOVUPS Z0, (AX)(DI*4)
+	ADDQ    $0x00000010, DI
+	JMP     probeMulAddAVX512Mem_loop
+
+probeMulAddAVX512Mem_done:
 	LDMXCSR (SP)
 	VZEROUPPER
 	RET

@@ -20,45 +20,36 @@ func mx(f func(mxcsr uint32, dst, a, b, c []float32)) probeFunc {
 	return func(ctl uint64, dst, a, b, c []float32) { f(uint32(ctl), dst, a, b, c) }
 }
 
+// x86Unit builds a unit from its generated routines (mul, add, div, fma,
+// mul_add); fma is left out where the CPU lacks FMA.
+func x86Unit(name string, lanes int, fma bool, mul, add, div, fmaFn, mulAdd func(uint32, []float32, []float32, []float32, []float32)) ProbeUnit {
+	u := ProbeUnit{Name: name, Lanes: lanes}
+	u.fns[OpMul], u.fns[OpAdd], u.fns[OpDiv], u.fns[OpMulAdd] = mx(mul), mx(add), mx(div), mx(mulAdd)
+	if fma {
+		u.fns[OpFMA] = mx(fmaFn)
+	}
+	return u
+}
+
 var probeUnits = func() []ProbeUnit {
 	// The scalar and SSE fma use VEX vfmadd231ss/ps, which need FMA; the
-	// other scalar and SSE ops need only SSE2, part of amd64.
+	// other scalar and SSE ops need only SSE2, part of amd64. The -mem units
+	// take b (and mul_add's c) as memory operands, as the matrix kernels do.
 	fma := cpu.X86.HasFMA
-	scalar := ProbeUnit{Name: "scalar", Lanes: 1}
-	scalar.fns[OpMul] = mx(probeMulScalar)
-	scalar.fns[OpAdd] = mx(probeAddScalar)
-	scalar.fns[OpDiv] = mx(probeDivScalar)
-	scalar.fns[OpMulAdd] = mx(probeMulAddScalar)
-	sse := ProbeUnit{Name: "sse", Lanes: 4}
-	sse.fns[OpMul] = mx(probeMulSSE)
-	sse.fns[OpAdd] = mx(probeAddSSE)
-	sse.fns[OpDiv] = mx(probeDivSSE)
-	sse.fns[OpMulAdd] = mx(probeMulAddSSE)
-	if fma {
-		scalar.fns[OpFMA] = mx(probeFMAScalar)
-		sse.fns[OpFMA] = mx(probeFMASSE)
+	units := []ProbeUnit{
+		x86Unit("scalar", 1, fma, probeMulScalar, probeAddScalar, probeDivScalar, probeFMAScalar, probeMulAddScalar),
+		x86Unit("sse", 4, fma, probeMulSSE, probeAddSSE, probeDivSSE, probeFMASSE, probeMulAddSSE),
 	}
-	units := []ProbeUnit{scalar, sse}
 	if cpu.X86.HasAVX {
-		avx := ProbeUnit{Name: "avx", Lanes: 8}
-		avx.fns[OpMul] = mx(probeMulAVX)
-		avx.fns[OpAdd] = mx(probeAddAVX)
-		avx.fns[OpDiv] = mx(probeDivAVX)
-		avx.fns[OpMulAdd] = mx(probeMulAddAVX)
-		if fma {
-			avx.fns[OpFMA] = mx(probeFMAAVX)
-		}
-		units = append(units, avx)
+		units = append(units,
+			x86Unit("avx", 8, fma, probeMulAVX, probeAddAVX, probeDivAVX, probeFMAAVX, probeMulAddAVX),
+			x86Unit("avx-mem", 8, fma, probeMulAVXMem, probeAddAVXMem, probeDivAVXMem, probeFMAAVXMem, probeMulAddAVXMem))
 	}
 	// x/sys/cpu reports AVX512F only where the OS also saves the ZMM state.
 	if cpu.X86.HasAVX512F {
-		z := ProbeUnit{Name: "avx512", Lanes: 16}
-		z.fns[OpMul] = mx(probeMulAVX512)
-		z.fns[OpAdd] = mx(probeAddAVX512)
-		z.fns[OpDiv] = mx(probeDivAVX512)
-		z.fns[OpMulAdd] = mx(probeMulAddAVX512)
-		z.fns[OpFMA] = mx(probeFMAAVX512)
-		units = append(units, z)
+		units = append(units,
+			x86Unit("avx512", 16, true, probeMulAVX512, probeAddAVX512, probeDivAVX512, probeFMAAVX512, probeMulAddAVX512),
+			x86Unit("avx512-mem", 16, true, probeMulAVX512Mem, probeAddAVX512Mem, probeDivAVX512Mem, probeFMAAVX512Mem, probeMulAddAVX512Mem))
 	}
 	return units
 }()

@@ -34,9 +34,39 @@ type unit struct {
 	load  func(m Mem, r reg.VecPhysical)
 	store func(r reg.VecPhysical, m Mem)
 	// mul, add and div compute d = d op s; fma computes d = x*y + d.
-	mul, add, div func(s, d reg.VecPhysical)
-	fma           func(x, y, d reg.VecPhysical)
+	mul, add, div func(s Op, d reg.VecPhysical)
+	fma           func(x reg.VecPhysical, y Op, d reg.VecPhysical)
 	vzeroupper    bool
+	// memSource takes b (and mul_add's c) straight from memory as the
+	// instruction's source operand, to show that DAZ applies to memory
+	// operands too, as the matrix kernels use them.
+	memSource bool
+}
+
+var (
+	sseOps = unit{
+		load:  func(m Mem, r reg.VecPhysical) { MOVUPS(m, r) },
+		store: func(r reg.VecPhysical, m Mem) { MOVUPS(r, m) },
+		mul:   func(s Op, d reg.VecPhysical) { MULPS(s, d) },
+		add:   func(s Op, d reg.VecPhysical) { ADDPS(s, d) },
+		div:   func(s Op, d reg.VecPhysical) { DIVPS(s, d) },
+		fma:   func(x reg.VecPhysical, y Op, d reg.VecPhysical) { VFMADD231PS(y, x, d) },
+	}
+	vexOps = unit{
+		vzeroupper: true,
+		load:       func(m Mem, r reg.VecPhysical) { VMOVUPS(m, r) },
+		store:      func(r reg.VecPhysical, m Mem) { VMOVUPS(r, m) },
+		mul:        func(s Op, d reg.VecPhysical) { VMULPS(s, d, d) },
+		add:        func(s Op, d reg.VecPhysical) { VADDPS(s, d, d) },
+		div:        func(s Op, d reg.VecPhysical) { VDIVPS(s, d, d) },
+		fma:        func(x reg.VecPhysical, y Op, d reg.VecPhysical) { VFMADD231PS(y, x, d) },
+	}
+)
+
+// with returns u under another name, width and register file.
+func with(u unit, name string, lanes int, r func(int) reg.VecPhysical, memSource bool) unit {
+	u.name, u.lanes, u.reg, u.memSource = name, lanes, r, memSource
+	return u
 }
 
 var units = []unit{
@@ -44,38 +74,18 @@ var units = []unit{
 		name: "Scalar", lanes: 1, reg: xmm,
 		load:  func(m Mem, r reg.VecPhysical) { MOVSS(m, r) },
 		store: func(r reg.VecPhysical, m Mem) { MOVSS(r, m) },
-		mul:   func(s, d reg.VecPhysical) { MULSS(s, d) },
-		add:   func(s, d reg.VecPhysical) { ADDSS(s, d) },
-		div:   func(s, d reg.VecPhysical) { DIVSS(s, d) },
-		fma:   func(x, y, d reg.VecPhysical) { VFMADD231SS(y, x, d) },
+		mul:   func(s Op, d reg.VecPhysical) { MULSS(s, d) },
+		add:   func(s Op, d reg.VecPhysical) { ADDSS(s, d) },
+		div:   func(s Op, d reg.VecPhysical) { DIVSS(s, d) },
+		fma:   func(x reg.VecPhysical, y Op, d reg.VecPhysical) { VFMADD231SS(y, x, d) },
 	},
-	{
-		name: "SSE", lanes: 4, reg: xmm,
-		load:  func(m Mem, r reg.VecPhysical) { MOVUPS(m, r) },
-		store: func(r reg.VecPhysical, m Mem) { MOVUPS(r, m) },
-		mul:   func(s, d reg.VecPhysical) { MULPS(s, d) },
-		add:   func(s, d reg.VecPhysical) { ADDPS(s, d) },
-		div:   func(s, d reg.VecPhysical) { DIVPS(s, d) },
-		fma:   func(x, y, d reg.VecPhysical) { VFMADD231PS(y, x, d) },
-	},
-	{
-		name: "AVX", lanes: 8, reg: ymm, vzeroupper: true,
-		load:  func(m Mem, r reg.VecPhysical) { VMOVUPS(m, r) },
-		store: func(r reg.VecPhysical, m Mem) { VMOVUPS(r, m) },
-		mul:   func(s, d reg.VecPhysical) { VMULPS(s, d, d) },
-		add:   func(s, d reg.VecPhysical) { VADDPS(s, d, d) },
-		div:   func(s, d reg.VecPhysical) { VDIVPS(s, d, d) },
-		fma:   func(x, y, d reg.VecPhysical) { VFMADD231PS(y, x, d) },
-	},
-	{
-		name: "AVX512", lanes: 16, reg: zmm, vzeroupper: true,
-		load:  func(m Mem, r reg.VecPhysical) { VMOVUPS(m, r) },
-		store: func(r reg.VecPhysical, m Mem) { VMOVUPS(r, m) },
-		mul:   func(s, d reg.VecPhysical) { VMULPS(s, d, d) },
-		add:   func(s, d reg.VecPhysical) { VADDPS(s, d, d) },
-		div:   func(s, d reg.VecPhysical) { VDIVPS(s, d, d) },
-		fma:   func(x, y, d reg.VecPhysical) { VFMADD231PS(y, x, d) },
-	},
+	// Legacy SSE memory operands must be 16-byte aligned, so SSE has no
+	// memory-source variant.
+	with(sseOps, "SSE", 4, xmm, false),
+	with(vexOps, "AVX", 8, ymm, false),
+	with(vexOps, "AVXMem", 8, ymm, true),
+	with(vexOps, "AVX512", 16, zmm, false),
+	with(vexOps, "AVX512Mem", 16, zmm, true),
 }
 
 func xmm(i int) reg.VecPhysical { return []reg.VecPhysical{reg.X0, reg.X1, reg.X2}[i] }
@@ -83,17 +93,23 @@ func ymm(i int) reg.VecPhysical { return []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y
 func zmm(i int) reg.VecPhysical { return []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2}[i] }
 
 // ops are the operations of the vector-file format; mul_add is the product
-// rounded (and flushed) on its own, then the add.
+// rounded (and flushed) on its own, then the add. a is always a register, b
+// and c registers or memory operands; fma accumulates into c's register.
 var ops = []struct {
 	name     string
 	operands int
-	body     func(u unit, a, b, c reg.VecPhysical) reg.VecPhysical // returns the result register
+	cInReg   bool // c must be a register (the fma accumulator)
+	body     func(u unit, a reg.VecPhysical, b, c Op) reg.VecPhysical
 }{
-	{"Mul", 2, func(u unit, a, b, _ reg.VecPhysical) reg.VecPhysical { u.mul(b, a); return a }},
-	{"Add", 2, func(u unit, a, b, _ reg.VecPhysical) reg.VecPhysical { u.add(b, a); return a }},
-	{"Div", 2, func(u unit, a, b, _ reg.VecPhysical) reg.VecPhysical { u.div(b, a); return a }},
-	{"FMA", 3, func(u unit, a, b, c reg.VecPhysical) reg.VecPhysical { u.fma(a, b, c); return c }},
-	{"MulAdd", 3, func(u unit, a, b, c reg.VecPhysical) reg.VecPhysical { u.mul(b, a); u.add(c, a); return a }},
+	{"Mul", 2, false, func(u unit, a reg.VecPhysical, b, _ Op) reg.VecPhysical { u.mul(b, a); return a }},
+	{"Add", 2, false, func(u unit, a reg.VecPhysical, b, _ Op) reg.VecPhysical { u.add(b, a); return a }},
+	{"Div", 2, false, func(u unit, a reg.VecPhysical, b, _ Op) reg.VecPhysical { u.div(b, a); return a }},
+	{"FMA", 3, true, func(u unit, a reg.VecPhysical, b, c Op) reg.VecPhysical {
+		acc := c.(reg.VecPhysical)
+		u.fma(a, b, acc)
+		return acc
+	}},
+	{"MulAdd", 3, false, func(u unit, a reg.VecPhysical, b, c Op) reg.VecPhysical { u.mul(b, a); u.add(c, a); return a }},
 }
 
 func main() {
@@ -101,7 +117,7 @@ func main() {
 
 	for _, u := range units {
 		for _, op := range ops {
-			probe(u, op.name, op.operands, op.body)
+			probe(u, op.name, op.operands, op.cInReg, op.body)
 		}
 	}
 
@@ -126,10 +142,14 @@ func main() {
 	Generate()
 }
 
-func probe(u unit, opName string, operands int, body func(u unit, a, b, c reg.VecPhysical) reg.VecPhysical) {
+func probe(u unit, opName string, operands int, cInReg bool, body func(u unit, a reg.VecPhysical, b, c Op) reg.VecPhysical) {
 	name := fmt.Sprintf("probe%s%s", opName, u.name)
 	TEXT(name, NOSPLIT, "func(mxcsr uint32, dst, a, b, c []float32)")
-	Doc(fmt.Sprintf("%s runs %s on %d lane(s) at a time under mxcsr, restoring the caller's MXCSR.", name, opName, u.lanes))
+	src := "registers"
+	if u.memSource {
+		src = "b (and mul_add's c) as memory operands"
+	}
+	Doc(fmt.Sprintf("%s runs %s on %d lane(s) at a time, %s, under mxcsr, restoring the caller's MXCSR.", name, opName, u.lanes, src))
 
 	dst := Load(Param("dst").Base(), GP64())
 	pa := Load(Param("a").Base(), GP64())
@@ -153,13 +173,18 @@ func probe(u unit, opName string, operands int, body func(u unit, a, b, c reg.Ve
 	Label(name + "_loop")
 	CMPQ(i, n)
 	JAE(LabelRef(name + "_done"))
-	ra, rb, rc := u.reg(0), u.reg(1), u.reg(2)
+	ra := u.reg(0)
 	u.load(Mem{Base: pa, Index: i, Scale: 4}, ra)
-	u.load(Mem{Base: pb, Index: i, Scale: 4}, rb)
-	if operands == 3 {
-		u.load(Mem{Base: pc, Index: i, Scale: 4}, rc)
+	var b, c Op = Mem{Base: pb, Index: i, Scale: 4}, Mem{Base: pc, Index: i, Scale: 4}
+	if !u.memSource {
+		u.load(b.(Mem), u.reg(1))
+		b = u.reg(1)
 	}
-	res := body(u, ra, rb, rc)
+	if operands == 3 && (cInReg || !u.memSource) {
+		u.load(c.(Mem), u.reg(2))
+		c = u.reg(2)
+	}
+	res := body(u, ra, b, c)
 	u.store(res, Mem{Base: dst, Index: i, Scale: 4})
 	ADDQ(U32(u.lanes), i)
 	JMP(LabelRef(name + "_loop"))
