@@ -110,8 +110,14 @@ func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, trans
 		be.product(env, mode, dst, n, av, bv, m, k, n)
 		return
 	}
-	// Split the rows in multiples of the tile height, or the columns in
-	// multiples of the tile width when there are too few rows.
+	parallelProduct(be, env, mode, dst, av, bv, m, k, n, threads)
+}
+
+// parallelProduct splits the rows in multiples of the tile height, or the
+// columns in multiples of the tile width when there are too few rows. It is
+// its own function so that the serial path's operands do not escape into
+// the goroutines' closures (an allocation per call).
+func parallelProduct(be *backend, env Env, mode uint32, dst []float32, av, bv matrix, m, k, n, threads int) {
 	mr, nr := be.tile()
 	var wg sync.WaitGroup
 	if m >= threads*mr {

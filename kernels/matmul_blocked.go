@@ -24,28 +24,49 @@ type microKernel struct {
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
-	pool     sync.Pool // *blockScratch
+	// free holds scratch memory between calls. Not a sync.Pool: a pool is
+	// emptied at every GC, and reallocating a megabyte of scratch per call
+	// then causes the next GC.
+	mu   sync.Mutex
+	free []*blockScratch
 }
 
 // blockScratch is one call's packing memory.
 type blockScratch struct {
-	b     []float32 // packed B block: nc/nr panels of kc×nr
+	b     []float32 // packed B: one kc×nr panel, or nc/nr of them; grown on demand
 	a     []float32 // A block copied row-major when A is not (the transposed form)
 	aTail []float32 // the last, partial row tile of A, zero-padded to mr rows
 	c     []float32 // C through a temporary when the tile is partial: mc×nr
 }
 
 func (kern *microKernel) scratch() *blockScratch {
-	if s, ok := kern.pool.Get().(*blockScratch); ok {
+	kern.mu.Lock()
+	defer kern.mu.Unlock()
+	if n := len(kern.free); n > 0 {
+		s := kern.free[n-1]
+		kern.free = kern.free[:n-1]
 		return s
 	}
-	ncr := (kern.nc + kern.nr - 1) / kern.nr * kern.nr
 	return &blockScratch{
-		b:     make([]float32, kern.kc*ncr),
 		a:     make([]float32, kern.mc*kern.kc),
 		aTail: make([]float32, kern.mr*kern.kc),
 		c:     make([]float32, (kern.mc+kern.mr)*kern.nr),
 	}
+}
+
+// release keeps s for later calls; as many as ever ran at once are kept.
+func (kern *microKernel) release(s *blockScratch) {
+	kern.mu.Lock()
+	kern.free = append(kern.free, s)
+	kern.mu.Unlock()
+}
+
+// packedB returns s.b with room for size floats.
+func (s *blockScratch) packedB(size int) []float32 {
+	if cap(s.b) < size {
+		s.b = make([]float32, size)
+	}
+	return s.b[:size]
 }
 
 // product continues the chains of the m×n block of c (row stride ldc) with
@@ -57,7 +78,7 @@ func (kern *microKernel) scratch() *blockScratch {
 // its kernel call and is still in L1 when the kernel reads it.
 func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
 	s := kern.scratch()
-	defer kern.pool.Put(s)
+	defer kern.release(s)
 	nr := kern.nr
 	// Equal K-blocks of at most kc: a short last block would pay a whole
 	// load and store of C for a few steps.
@@ -69,21 +90,22 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 			kb := min(kstep, k-pc)
 			if m <= kern.mc {
 				ab := kern.prepareA(s, a, 0, m, pc, kb, nb)
+				panel := s.packedB(kb * nr)
 				for j0 := 0; j0 < nb; j0 += nr {
-					panel := s.b[:kb*nr]
 					kern.packB(panel, b, pc, kb, jc+j0, min(nr, nb-j0))
 					kern.tiles(mode, c[jc+j0:], ldc, ab, s, panel, m, kb, min(nr, nb-j0))
 				}
 				continue
 			}
+			packed := s.packedB(kb * (nb + nr - 1) / nr * nr)
 			for j0 := 0; j0 < nb; j0 += nr {
-				kern.packB(s.b[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+				kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
 				ab := kern.prepareA(s, a, ic, mb, pc, kb, nb)
 				for j0 := 0; j0 < nb; j0 += nr {
-					kern.tiles(mode, c[ic*ldc+jc+j0:], ldc, ab, s, s.b[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
+					kern.tiles(mode, c[ic*ldc+jc+j0:], ldc, ab, s, packed[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
 				}
 			}
 		}

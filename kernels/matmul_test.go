@@ -371,3 +371,20 @@ func TestFMAChainStep(t *testing.T) {
 		}
 	}
 }
+
+// TestMatMulNoAllocs: a product allocates nothing once its scratch exists
+// (callers run it once per layer and step).
+func TestMatMulNoAllocs(t *testing.T) {
+	m, k, n := 37, 300, 45
+	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+	for _, be := range testBackends() {
+		withBackend(be, func() {
+			for _, f := range mmForms {
+				f.fn(IEEE, c, a, b, m, k, n)
+				if allocs := testing.AllocsPerRun(3, func() { f.fn(IEEE, c, a, b, m, k, n) }); allocs != 0 {
+					t.Errorf("%s %s: %v allocations per call", be.name, f.name, allocs)
+				}
+			}
+		})
+	}
+}
