@@ -5,7 +5,7 @@ package bench_test
 // Our product and OpenBLAS's sgemm side by side, one thread each, run
 // alternately inside one benchmark so that machine noise hits both alike:
 //
-//	OPENBLAS_NUM_THREADS=1 go test -tags openblas -run '^$' -bench VsOpenBLAS -count 3 ./bench
+//	OPENBLAS_NUM_THREADS=1 go test -tags openblas -run '^$' -bench MatMulVsOpenBLAS -count 3 ./bench
 //
 // Reported: ours-GFLOP/s (default backend, IEEE, normal inputs),
 // openblas-GFLOP/s and ratio = ours / OpenBLAS.
@@ -19,7 +19,7 @@ import (
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
-func BenchmarkVsOpenBLAS(b *testing.B) {
+func BenchmarkMatMulVsOpenBLAS(b *testing.B) {
 	b.Logf("ours: backend %s; OpenBLAS core %s", kernels.Backend(), bench.OpenBLASCore())
 	for _, s := range mmShapes {
 		b.Run(fmt.Sprintf("%s/%s", kernels.Backend(), s), func(b *testing.B) {
