@@ -44,15 +44,15 @@ func (e EdgeCase) Triple() Triple {
 // them under every environment.
 func EdgeCases() []EdgeCase {
 	const (
-		min    = 0x00800000 // 2^-126
-		halfMn = 0x00400000 // 2^-127, subnormal
-		one    = 0x3f800000
-		two    = 0x40000000
-		neg    = 0x80000000
-		qnan   = 0x7fc00000
-		snan   = 0x7fa00000
-		inf    = 0x7f800000
-		maxSub = 0x007fffff
+		min     = 0x00800000 // 2^-126
+		halfMin = 0x00400000 // 2^-127, subnormal
+		one     = 0x3f800000
+		two     = 0x40000000
+		neg     = 0x80000000
+		qnan    = 0x7fc00000
+		snan    = 0x7fa00000
+		inf     = 0x7f800000
+		maxSub  = 0x007fffff
 	)
 	cases := []EdgeCase{
 		// The tie: exact 2^-126 - 2^-150 rounds up to min under IEEE, but x86
@@ -68,21 +68,21 @@ func EdgeCases() []EdgeCase {
 		{OpFMA, 0x1a000000, 0x19800000, 0x807fffff, "2^-151 - (2^-126 - 2^-149): negative, IEEE exact subnormal"},
 		{OpMulAdd, 0x3f000001, 0x00fffffe, 0, "band through mul then add"},
 		// DAZ on each FMA operand.
-		{OpFMA, halfMn, two, min, "DAZ on a: IEEE 2^-125, DAZ 2^-126"},
-		{OpFMA, two, halfMn, min, "DAZ on b"},
-		{OpFMA, min, one, halfMn, "DAZ on c: IEEE 1.5*2^-126, DAZ 2^-126"},
-		{OpFMA, neg | halfMn, two, min, "DAZ on a, negative subnormal"},
-		{OpFMA, one, one, neg | maxSub, "DAZ on c, largest negative subnormal"},
+		{OpFMA, halfMin, two, min, "DAZ on a: IEEE 2^-125, DAZ 2^-126"},
+		{OpFMA, two, halfMin, min, "DAZ on b"},
+		{OpFMA, min, one, halfMin, "DAZ on c: IEEE 1.5*2^-126, DAZ 2^-126"},
+		{OpFMA, neg | halfMin, two, min, "DAZ on a, negative subnormal"},
+		{OpFMA, min, one, neg | maxSub, "DAZ on c, largest negative subnormal: IEEE 2^-149, DAZ 2^-126"},
 		{OpMul, maxSub, 0x4b000000, 0, "subnormal * 2^23: IEEE normal, DAZ 0"},
-		{OpAdd, halfMn, halfMn, 0, "subnormal + subnormal = min under IEEE/FTZ, 0 under DAZ"},
-		{OpAdd, halfMn, neg | halfMn, 0, "x + -x = +0"},
-		{OpDiv, halfMn, 0x3f000000, 0, "subnormal / 0.5"},
-		{OpDiv, one, halfMn, 0, "1 / subnormal: IEEE 2^127, DAZ +inf"},
+		{OpAdd, halfMin, halfMin, 0, "subnormal + subnormal = min under IEEE/FTZ, 0 under DAZ"},
+		{OpAdd, halfMin, neg | halfMin, 0, "x + -x = +0"},
+		{OpDiv, halfMin, 0x3f000000, 0, "subnormal / 0.5"},
+		{OpDiv, one, halfMin, 0, "1 / subnormal: IEEE 2^127, DAZ +inf"},
 		{OpDiv, min, 0x3f800001, 0, "min / (1+2^-23): tiny quotient, flushed under FTZ"},
 		// FTZ's -0 against DAZ's +0: fma(-2^-127, 1, +0).
-		{OpFMA, neg | halfMn, one, 0, "FTZ -0, DAZ +0"},
-		{OpMulAdd, neg | halfMn, one, 0, "FTZ -0, DAZ +0, unfused"},
-		{OpMul, neg | halfMn, one, 0, "-subnormal * 1: FTZ keeps it (exact), DAZ -0"},
+		{OpFMA, neg | halfMin, one, 0, "FTZ -0, DAZ +0"},
+		{OpMulAdd, neg | halfMin, one, 0, "FTZ -0, DAZ +0, unfused"},
+		{OpMul, neg | halfMin, one, 0, "-subnormal * 1: exact but tiny, so FTZ flushes it to -0 too"},
 		{OpMul, neg | 0x3e800000, 0x00800001, 0, "-0.25 * (min+ulp): tiny negative, flushed to -0"},
 		// FMA against mul+add under FTZ.
 		{OpFMA, 0x20000000, 0x1f800000, 0x00c00000, "FTZ: fma 0x01000000"},
