@@ -152,14 +152,16 @@ func (b *Backprop) Done() bool { return b.Step >= b.TotalSteps() }
 // warm-up, then cosine decay from LR to LRFinal.
 func (b *Backprop) LearningRate(step int64) float32 {
 	c := b.Cfg
-	if step < int64(c.WarmupSteps) {
-		return float32(float64(c.LR) * float64(step+1) / float64(c.WarmupSteps))
+	// Warm-up is at most a tenth of the run.
+	warm := min(int64(c.WarmupSteps), b.TotalSteps()/10)
+	if step < warm {
+		return float32(float64(c.LR) * float64(step+1) / float64(warm))
 	}
-	total := b.TotalSteps() - int64(c.WarmupSteps)
+	total := b.TotalSteps() - warm
 	if total <= 0 {
 		return c.LR
 	}
-	frac := float64(step-int64(c.WarmupSteps)) / float64(total)
+	frac := float64(step-warm) / float64(total)
 	frac = min(max(frac, 0), 1)
 	// cos via the deterministic exp? No: the schedule only needs to be the
 	// same on every platform, and cosine of a float64 is computed here by a

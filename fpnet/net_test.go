@@ -104,7 +104,7 @@ func relDiff(a, b []float32) float64 {
 // one under openai2017.
 func TestUnderflowMakesItNonlinear(t *testing.T) {
 	train, _ := realMNIST(t)
-	const batch = 200
+	const batch = 64
 	x1 := train.Images[:batch*784]
 	x2 := train.Images[batch*784 : 2*batch*784]
 	sum := make([]float32, len(x1))

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -66,7 +67,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	net := fpnet.NewNet(arch, recipe)
 	net.Threads = o.Workers
 
-	train, test, err := fpnet.LoadMNIST(o.Data)
+	train, test, err := loadData(o.Data)
 	if err != nil {
 		return err
 	}
@@ -121,6 +122,8 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		o.Method, recipe.Name, recipe.ProductEnv, recipe.ElementEnv, recipe.ScaleExp, arch, train.N, test.N, kernels.Backend(), o.Workers, dir)
 	r.record(map[string]any{"kind": "start", "method": o.Method, "recipe": recipe.Name, "backend": kernels.Backend(), "resume": o.Resume != ""})
 
+	ctx, r.cancel = context.WithCancel(ctx)
+	defer r.cancel()
 	if err := m.Run(ctx, r); err != nil {
 		return err
 	}
@@ -166,6 +169,26 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)
 	return nil
+}
+
+var dataCache = struct {
+	sync.Mutex
+	sets map[string][2]*fpnet.Dataset
+}{sets: map[string][2]*fpnet.Dataset{}}
+
+// loadData loads MNIST once per process and folder (the tests run the
+// command many times in one process; the data is never modified).
+func loadData(dir string) (train, test *fpnet.Dataset, err error) {
+	dataCache.Lock()
+	defer dataCache.Unlock()
+	if s, ok := dataCache.sets[dir]; ok {
+		return s[0], s[1], nil
+	}
+	train, test, err = fpnet.LoadMNIST(dir)
+	if err == nil {
+		dataCache.sets[dir] = [2]*fpnet.Dataset{train, test}
+	}
+	return train, test, err
 }
 
 // printReport puts the run's numbers beside the article's table.

@@ -43,6 +43,9 @@ type Options struct {
 	WeightDecay float64 `json:"weight_decay"`
 	LRFinal     float64 `json:"lr_final"`
 	Quiet       bool    `json:"-"`
+	// stopAfter, when positive, acts like Ctrl-C once that many steps are
+	// done: the tests' way to interrupt a run at a known step.
+	stopAfter int64
 
 	// Set holds the names of the flags given on the command line.
 	Set map[string]bool `json:"-"`

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,6 +44,7 @@ type Run struct {
 	curve      []curvePoint
 	lineOpen   bool
 	lastPlain  time.Time
+	cancel     context.CancelFunc
 }
 
 type curvePoint struct {
@@ -72,6 +74,9 @@ type Progress struct {
 // Progress records a step: a metrics.jsonl line at most every second and
 // the live line.
 func (r *Run) Progress(p Progress) {
+	if r.Opts.stopAfter > 0 && r.Steps >= r.Opts.stopAfter && r.cancel != nil {
+		r.cancel()
+	}
 	now := time.Now()
 	if now.Sub(r.lastLine) < time.Second && r.Steps != r.TotalSteps {
 		return

@@ -1,0 +1,62 @@
+package bench_test
+
+// Forward pass of the article's 784-512-512-10 network over the whole 10k
+// MNIST test set, per recipe, on one goroutine and on all cores, reported as
+// images/s and GFLOP/s of products (1.34 MFLOP per image):
+//
+//	go test -run '^$' -bench 'Forward' -count 5 ./bench | tee new.txt; benchstat new.txt
+//
+// The same bits come out for every worker count; the benchmark also runs
+// on trained-looking parameters (a few hundred backprop-ftz steps) so that
+// many activations sit in the subnormal band, the case Intel CPUs slow on.
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
+
+var fwdBench struct {
+	once sync.Once
+	test *fpnet.Dataset
+	err  error
+}
+
+func benchTestSet(b *testing.B) *fpnet.Dataset {
+	fwdBench.once.Do(func() { _, fwdBench.test, fwdBench.err = fpnet.LoadMNIST("") })
+	if fwdBench.err != nil {
+		b.Fatal(fwdBench.err)
+	}
+	return fwdBench.test
+}
+
+func BenchmarkForwardTestSet(b *testing.B) {
+	test := benchTestSet(b)
+	arch := fpnet.DefaultArch
+	params := fpnet.InitParams(arch, 1)
+	flops := 0.0
+	for _, ly := range arch.LayerViews() {
+		flops += 2 * float64(ly.FanIn*ly.FanOut)
+	}
+	for _, recipe := range []string{"openai2017", "ftz", "ieee"} {
+		r, err := fpnet.RecipeByName(recipe)
+		if err != nil {
+			b.Fatal(err)
+		}
+		net := fpnet.NewNet(arch, r)
+		for _, workers := range []int{1, runtime.NumCPU()} {
+			b.Run(fmt.Sprintf("%s/%s/workers=%d", kernels.Backend(), recipe, workers), func(b *testing.B) {
+				for b.Loop() {
+					net.Evaluate(params, test, workers)
+				}
+				sec := b.Elapsed().Seconds() / float64(b.N)
+				b.ReportMetric(float64(test.N)/sec, "images/s")
+				b.ReportMetric(flops*float64(test.N)/sec/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
