@@ -192,7 +192,8 @@ func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 			}
 		})
 		for i := range want {
-			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			bothNaN := got[i] != got[i] && want[i] != want[i] // NaNs compare by class
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !bothNaN {
 				t.Fatalf("%s %s %s m=%d k=%d n=%d: element (%d,%d) = %#08x (%g), reference %#08x (%g)",
 					be.name, env, f.name, c.m, c.k, c.n, i/c.n, i%c.n,
 					math.Float32bits(got[i]), got[i], math.Float32bits(want[i]), want[i])
@@ -386,5 +387,34 @@ func TestMatMulNoAllocs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMatMulSpecials: infinities, NaNs, overflow and the largest values,
+// mixed with subnormal-band ones; NaN results compare by class.
+func TestMatMulSpecials(t *testing.T) {
+	specials := []float32{
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()),
+		math.MaxFloat32, -math.MaxFloat32, 0x1p64, -0x1p100, 0x1p-63, -0x1p-64,
+		math.Float32frombits(0x00800000), math.Float32frombits(0x80000001), 0, float32(math.Copysign(0, -1)),
+	}
+	r := rand.New(rand.NewPCG(10, 11))
+	for _, sh := range [][3]int{{7, 5, 19}, {13, 40, 33}, {1, 3, 1}} {
+		m, k, n := sh[0], sh[1], sh[2]
+		c := mmCase{m: m, k: k, n: n, a: make([]float32, m*k), b: make([]float32, k*n), c: make([]float32, m*n)}
+		for _, x := range [][]float32{c.a, c.b, c.c} {
+			for i := range x {
+				if r.IntN(8) == 0 {
+					x[i] = specials[r.IntN(len(specials))]
+				} else {
+					x[i] = mmValue(r, -63)
+				}
+			}
+		}
+		for _, env := range Envs {
+			for _, f := range mmForms {
+				mmCheck(t, env, f, c)
+			}
+		}
 	}
 }
