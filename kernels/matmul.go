@@ -7,7 +7,7 @@ package kernels
 //	for p = 0 .. k-1: acc = fma(A[i][p], B[p][j], acc), rounded once, then flushed per env
 //
 // so every backend, blocking and thread count gives the same bits. Which
-// backend serves a call is decided in backend.go.
+// backend serves a call is decided in dispatch.go.
 
 import (
 	"fmt"

@@ -1,8 +1,8 @@
 package kernels
 
 // Dispatch: which backend serves the products. The SIMD backends this CPU
-// can run come from the per-architecture files backend_amd64.go and
-// backend_arm64.go; a -tags purego build has none. UNDERFLOW_BACKEND forces
+// can run come from the per-architecture files dispatch_amd64.go and
+// dispatch_arm64.go; a -tags purego build has none. UNDERFLOW_BACKEND forces
 // one, and a name this machine cannot serve stops the program at start-up
 // rather than silently running something else.
 
