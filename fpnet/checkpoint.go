@@ -122,7 +122,9 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 		}
 		spans = append(spans, span{name, from, to})
 	}
-	sort.Slice(spans, func(i, j int) bool { return spans[i].from < spans[j].from })
+	sort.Slice(spans, func(i, j int) bool { // empty tensors first at a shared offset
+		return spans[i].from < spans[j].from || spans[i].from == spans[j].from && spans[i].to < spans[j].to
+	})
 	var off int64
 	for _, s := range spans {
 		if s.from != off {

@@ -141,6 +141,11 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	testCorrect, testLoss := net.Evaluate(r.Params, test, o.Workers)
 	trainAcc := float64(trainCorrect) / float64(train.N)
 	testAcc := float64(testCorrect) / float64(test.N)
+	// The same parameters with nothing flushing: how much of the accuracy
+	// the underflow carries.
+	linear := fpnet.NewNet(arch, fpnet.Recipe{Name: "ieee", ProductEnv: kernels.IEEE, ElementEnv: kernels.IEEE, ScaleExp: recipe.ScaleExp})
+	linearCorrect, _ := linear.Evaluate(r.Params, test, o.Workers)
+	linearAcc := float64(linearCorrect) / float64(test.N)
 	el := time.Since(r.Start).Seconds()
 	r.curve = append(r.curve, curvePoint{Seconds: trainWall.Seconds(), Step: r.Steps, TestAcc: testAcc})
 	r.record(map[string]any{"kind": "final", "step": r.Steps, "elapsed_s": round3(el), "train_acc": trainAcc, "test_acc": testAcc})
@@ -161,13 +166,14 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		"train_accuracy": trainAcc, "test_accuracy": testAcc, "train_loss": trainLoss, "test_loss": testLoss,
 		"train_examples": train.N, "test_examples": test.N, "params_sha256": sha, "model": modelPath,
 		"interrupted": interrupted, "budget_exhausted": r.OutOfBudget(), "workers": o.Workers,
-		"resumed": o.Resume != "",
+		"resumed": o.Resume != "", "test_accuracy_without_underflow": linearAcc,
 	}
 	sj, _ := json.MarshalIndent(summary, "", "  ")
 	if err := fpnet.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err
 	}
 	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)
+	fmt.Fprintf(stdout, "the same parameters with nothing flushing (IEEE everywhere): %.2f%% test\n", 100*linearAcc)
 	return nil
 }
 
