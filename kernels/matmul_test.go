@@ -418,3 +418,30 @@ func TestMatMulSpecials(t *testing.T) {
 		}
 	}
 }
+
+// Package variables, so the compiler cannot fold the arithmetic below.
+var modeProbeTiny, modeProbeHalf = float32(0x1p-126), float32(0.5)
+
+// TestMatMulRestoresFloatMode: after a product in every environment, plain
+// Go arithmetic on the same thread still has gradual underflow and keeps
+// subnormal inputs, so no kernel leaked its MXCSR or FPCR setting.
+func TestMatMulRestoresFloatMode(t *testing.T) {
+	m, k, n := 7, 9, 17
+	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+	for _, be := range testBackends() {
+		withBackend(be, func() {
+			for _, env := range Envs {
+				for _, f := range mmForms {
+					f.fn(env, c, a, b, m, k, n)
+					sub := modeProbeTiny * modeProbeHalf // 2^-127: flushed under FTZ
+					if math.Float32bits(sub) != 0x00400000 {
+						t.Fatalf("%s %s %s: afterwards 2^-126 * 0.5 = %#08x, want 0x00400000 (FTZ left on)", be.name, env, f.name, math.Float32bits(sub))
+					}
+					if twice := sub + sub; math.Float32bits(twice) != 0x00800000 {
+						t.Fatalf("%s %s %s: afterwards 2^-127 + 2^-127 = %#08x, want 0x00800000 (DAZ left on)", be.name, env, f.name, math.Float32bits(twice))
+					}
+				}
+			}
+		})
+	}
+}
