@@ -128,15 +128,24 @@ func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb 
 	mr := kern.mr
 	full, rem := mb/mr, mb%mr
 	src := a.sub(ic, pc)
-	if a.rs == 1 && kern.runCols != nil && nb <= 2*kern.nr {
-		// Aᵀ stored, few column tiles: read it in place by columns; the
-		// tail tile is copied in the same layout.
+	if a.rs == 1 && kern.runCols != nil {
+		// Aᵀ stored: the kernel reads A by columns. In place when the block
+		// serves few column tiles; otherwise its kb rows of mb floats are
+		// copied together (plain row copies, no transposition), which also
+		// avoids a stride that is a multiple of 4 KiB. The tail tile is
+		// copied in the same layout.
 		ab := aBlock{data: src.data, lda: a.cs, tailLda: mr, run: kern.runCols}
+		if nb > 2*kern.nr {
+			for p := 0; p < kb; p++ {
+				copy(s.a[p*mb:(p+1)*mb], src.data[p*a.cs:p*a.cs+mb])
+			}
+			ab.data, ab.lda = s.a, mb
+		}
 		if rem > 0 {
 			tail := s.aTail[:mr*kb]
 			clear(tail)
 			for p := 0; p < kb; p++ {
-				copy(tail[p*mr:p*mr+rem], src.data[p*a.cs+full*mr:])
+				copy(tail[p*mr:p*mr+rem], ab.data[p*ab.lda+full*mr:])
 			}
 		}
 		return ab
