@@ -13,8 +13,8 @@ import (
 // AVX-512) in a 32 KiB L1; mc bounds one assembly call to about half a
 // million fused multiply-adds.
 var (
-	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, runCols: matmulKernelAVX2Cols, copyRows: copyRows16AVX}
-	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 192, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX}
+	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, runCols: matmulKernelAVX2Cols, copyRows: copyRows16AVX, transposeRows: transposeRows16AVX}
+	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 192, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX, transposeRows: transposeRows32AVX}
 )
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess

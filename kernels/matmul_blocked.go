@@ -21,6 +21,9 @@ type microKernel struct {
 	// runCols, when not nil, is run reading A by columns: A[i][p] at
 	// a[p*lda+i], the storage of Aᵀ, so Aᵀ·B needs no packing of A.
 	runCols func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+	// transposeRows, when not nil, packs 8*groups rows of an nr-wide panel
+	// from the storage of Bᵀ (columns cs floats apart).
+	transposeRows func(dst, src *float32, groups, cs int)
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
@@ -228,6 +231,10 @@ func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 	}
 	cs := src.cs
 	p := 0
+	if kern.transposeRows != nil && nw == nr && kb >= 8 {
+		kern.transposeRows(&panel[0], &src.data[0], kb/8, cs)
+		p = kb / 8 * 8
+	}
 	for ; p+8 <= kb; p += 8 {
 		rows := panel[p*nr : (p+8)*nr]
 		for j := 0; j < nw; j++ {

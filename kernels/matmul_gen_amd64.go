@@ -73,3 +73,13 @@ func copyRows16AVX(dst *float32, src *float32, kb int, rs int)
 //
 //go:noescape
 func copyRows32AVX(dst *float32, src *float32, kb int, rs int)
+
+// transposeRows16AVX packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
+//
+//go:noescape
+func transposeRows16AVX(dst *float32, src *float32, groups int, cs int)
+
+// transposeRows32AVX packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
+//
+//go:noescape
+func transposeRows32AVX(dst *float32, src *float32, groups int, cs int)

@@ -51,3 +51,36 @@ func TestCopyRowsAVX(t *testing.T) {
 		}
 	}
 }
+
+// TestTransposeRowsAVX checks the generated transposing panel packs, the
+// 32-wide one included (only the AVX-512 backend uses it), against a loop.
+func TestTransposeRowsAVX(t *testing.T) {
+	if !cpuid.CPU.Supports(cpuid.AVX) {
+		t.Skip("no AVX on this CPU")
+	}
+	for _, tc := range []struct {
+		width int
+		fn    func(dst, src *float32, groups, cs int)
+	}{{16, transposeRows16AVX}, {32, transposeRows32AVX}} {
+		for _, groups := range []int{1, 3, 32} {
+			cs := 8*groups + 3
+			src := make([]float32, tc.width*cs)
+			for i := range src {
+				src[i] = float32(i) + 0.25
+			}
+			dst := make([]float32, 8*groups*tc.width+1)
+			dst[len(dst)-1] = -1
+			tc.fn(&dst[0], &src[0], groups, cs)
+			for p := 0; p < 8*groups; p++ {
+				for j := 0; j < tc.width; j++ {
+					if dst[p*tc.width+j] != src[j*cs+p] {
+						t.Fatalf("transposeRows%dAVX groups=%d: dst[%d][%d] = %v, want %v", tc.width, groups, p, j, dst[p*tc.width+j], src[j*cs+p])
+					}
+				}
+			}
+			if dst[len(dst)-1] != -1 {
+				t.Fatalf("transposeRows%dAVX groups=%d wrote past the panel", tc.width, groups)
+			}
+		}
+	}
+}

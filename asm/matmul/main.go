@@ -63,6 +63,9 @@ func main() {
 	// The B panel packing: kb rows of nr floats copied with ymm moves.
 	genCopyRows("copyRows16AVX", 16)
 	genCopyRows("copyRows32AVX", 32)
+	// The B panel packing for Bᵀ stored: 8×8 transposes.
+	genTransposeRows("transposeRows16AVX", 16)
+	genTransposeRows("transposeRows32AVX", 32)
 	Generate()
 }
 
@@ -289,6 +292,81 @@ func gen(k kernel) {
 	JNZ(LabelRef(k.name + "_tile"))
 
 	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
+
+// genTransposeRows generates name(dst, src *float32, groups, cs int): for
+// g < groups, p < 8 and j < width, dst[(8g+p)*width + j] = src[j*cs + 8g+p].
+// That packs a B panel from the storage of Bᵀ (column j of B contiguous, cs
+// floats apart) with one 8×8 transpose per 8 columns and 8 k steps. It only
+// moves bits: no arithmetic, no MXCSR.
+func genTransposeRows(name string, width int) {
+	TEXT(name, NOSPLIT, "func(dst, src *float32, groups, cs int)")
+	Pragma("noescape")
+	Doc(fmt.Sprintf("%s packs 8*groups rows of a %d-wide B panel from columns cs floats apart: dst[(8g+p)*%d+j] = src[j*cs+8g+p]. Requires groups >= 1.", name, width, width))
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	groups := Load(Param("groups"), GP64())
+	cs4 := Load(Param("cs"), GP64())
+	SHLQ(Imm(2), cs4)
+	cs3 := GP64() // 3 columns
+	LEAQ(Mem{Base: cs4, Index: cs4, Scale: 2}, cs3)
+	cs32 := GP64() // 8 columns
+	MOVQ(cs4, cs32)
+	SHLQ(Imm(3), cs32)
+	rowp, row4 := GP64(), GP64()
+	in := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7}
+	tmp := []reg.VecPhysical{reg.Y8, reg.Y9, reg.Y10, reg.Y11, reg.Y12, reg.Y13, reg.Y14, reg.Y15}
+
+	Label(name + "_group")
+	MOVQ(src, rowp)
+	for jb := 0; jb < width/8; jb++ {
+		if jb > 0 {
+			ADDQ(cs32, rowp)
+		}
+		LEAQ(Mem{Base: rowp, Index: cs4, Scale: 4}, row4)
+		Comment(fmt.Sprintf("Columns %d..%d, 8 k steps each.", 8*jb, 8*jb+7))
+		for q := 0; q < 8; q++ {
+			base := rowp
+			if q >= 4 {
+				base = row4
+			}
+			m := Mem{Base: base}
+			switch q % 4 {
+			case 1:
+				m.Index, m.Scale = cs4, 1
+			case 2:
+				m.Index, m.Scale = cs4, 2
+			case 3:
+				m.Index, m.Scale = cs3, 1
+			}
+			VMOVUPS(m, in[q])
+		}
+		// t: interleave column pairs; s: gather 4 columns; o: join halves.
+		for q := 0; q < 8; q += 2 {
+			VUNPCKLPS(in[q+1], in[q], tmp[q])
+			VUNPCKHPS(in[q+1], in[q], tmp[q+1])
+		}
+		for h := 0; h < 2; h++ { // columns 0-3, then 4-7
+			t0, t1, t2, t3 := tmp[4*h], tmp[4*h+1], tmp[4*h+2], tmp[4*h+3]
+			VSHUFPS(Imm(0x44), t2, t0, in[4*h])
+			VSHUFPS(Imm(0xEE), t2, t0, in[4*h+1])
+			VSHUFPS(Imm(0x44), t3, t1, in[4*h+2])
+			VSHUFPS(Imm(0xEE), t3, t1, in[4*h+3])
+		}
+		for q := 0; q < 4; q++ {
+			VPERM2F128(Imm(0x20), in[4+q], in[q], tmp[q])
+			VPERM2F128(Imm(0x31), in[4+q], in[q], tmp[4+q])
+		}
+		for q := 0; q < 8; q++ {
+			VMOVUPS(tmp[q], Mem{Base: dst, Disp: 4 * (q*width + 8*jb)})
+		}
+	}
+	ADDQ(Imm(32), src)
+	ADDQ(U32(4*8*width), dst)
+	DECQ(groups)
+	JNZ(LabelRef(name + "_group"))
 	VZEROUPPER()
 	RET()
 }
