@@ -9,13 +9,27 @@ import (
 )
 
 // The amd64 micro-kernels (generated: matmul_gen_amd64.s) and their blocking.
+// The tile comes from the generator (matmulTile*), never restated here.
 // kc keeps a packed B panel (kc×nr floats: 16 KiB for AVX2, 24 KiB for
 // AVX-512) in a 32 KiB L1; mc bounds one assembly call to about half a
 // million fused multiply-adds.
 var (
-	avx2Kernel   = &microKernel{mr: 6, nr: 16, kc: 256, mc: 120, nc: 1024, run: matmulKernelAVX2, runCols: matmulKernelAVX2Cols, copyRows: copyRows16AVX, transposeRows: transposeRows16AVX}
-	avx512Kernel = &microKernel{mr: 14, nr: 32, kc: 192, mc: 112, nc: 1024, run: matmulKernelAVX512, runCols: matmulKernelAVX512Cols, copyRows: copyRows32AVX, transposeRows: transposeRows32AVX}
+	avx2Kernel = newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
+		copyRowsAVX2, transposeRowsAVX2)
+	avx512Kernel = newAMD64Kernel(matmulTileAVX512, 192, 112, matmulKernelAVX512, matmulKernelAVX512Cols,
+		copyRowsAVX512, transposeRowsAVX512)
 )
+
+type kernelFunc = func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
+
+// newAMD64Kernel assembles one generated family: mc is rounded down to
+// whole tiles.
+func newAMD64Kernel(tile func() (mr, nr int), kc, mc int, run, runCols kernelFunc,
+	copyRows func(dst, src *float32, kb, rs int), transposeRows func(dst, src *float32, groups, cs int)) *microKernel {
+	mr, nr := tile()
+	return &microKernel{mr: mr, nr: nr, kc: kc, mc: mc / mr * mr, nc: 1024,
+		run: run, runCols: runCols, copyRows: copyRows, transposeRows: transposeRows}
+}
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess
 // before rounding) has no x86 mode and goes to the reference.

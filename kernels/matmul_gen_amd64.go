@@ -14,26 +14,6 @@ package kernels
 //go:noescape
 func matmulKernelAVX2(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
-// matmulKernelAVX512 (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
-// (row-major, row stride lda floats) and the packed B panel (kc rows of
-// 32 floats) and continues, for p < kc in increasing p, the chain
-// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
-// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
-// Requires kc >= 1 and mtiles >= 1.
-//
-//go:noescape
-func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
-
-// matmulKernelAVX2x14 (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
-// (row-major, row stride lda floats) and the packed B panel (kc rows of
-// 8 floats) and continues, for p < kc in increasing p, the chain
-// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
-// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
-// Requires kc >= 1 and mtiles >= 1.
-//
-//go:noescape
-func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
-
 // matmulKernelAVX2Cols (AVX2+FMA) runs mtiles tiles of 6×16. Tile t reads rows t*6.. of A
 // (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
 // 16 floats) and continues, for p < kc in increasing p, the chain
@@ -43,6 +23,29 @@ func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ld
 //
 //go:noescape
 func matmulKernelAVX2Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
+// copyRowsAVX2 copies kb rows of 16 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+//
+//go:noescape
+func copyRowsAVX2(dst *float32, src *float32, kb int, rs int)
+
+// transposeRowsAVX2 packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
+//
+//go:noescape
+func transposeRowsAVX2(dst *float32, src *float32, groups int, cs int)
+
+// matmulTileAVX2 returns the register tile of the AVX2+FMA kernels: 6 rows × 16 columns.
+func matmulTileAVX2() (mr int, nr int)
+
+// matmulKernelAVX512 (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
+// (row-major, row stride lda floats) and the packed B panel (kc rows of
+// 32 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
 // matmulKernelAVX512Cols (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
 // (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
@@ -54,6 +57,29 @@ func matmulKernelAVX2Cols(a *float32, b *float32, c *float32, kc int, lda int, l
 //go:noescape
 func matmulKernelAVX512Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
+// copyRowsAVX512 copies kb rows of 32 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+//
+//go:noescape
+func copyRowsAVX512(dst *float32, src *float32, kb int, rs int)
+
+// transposeRowsAVX512 packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
+//
+//go:noescape
+func transposeRowsAVX512(dst *float32, src *float32, groups int, cs int)
+
+// matmulTileAVX512 returns the register tile of the AVX-512F kernels: 14 rows × 32 columns.
+func matmulTileAVX512() (mr int, nr int)
+
+// matmulKernelAVX2x14 (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
+// (row-major, row stride lda floats) and the packed B panel (kc rows of
+// 8 floats) and continues, for p < kc in increasing p, the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires kc >= 1 and mtiles >= 1.
+//
+//go:noescape
+func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+
 // matmulKernelAVX2x14Cols (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
 // (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
 // 8 floats) and continues, for p < kc in increasing p, the chain
@@ -64,22 +90,15 @@ func matmulKernelAVX512Cols(a *float32, b *float32, c *float32, kc int, lda int,
 //go:noescape
 func matmulKernelAVX2x14Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
-// copyRows16AVX copies kb rows of 16 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+// copyRowsAVX2x14 copies kb rows of 8 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
 //
 //go:noescape
-func copyRows16AVX(dst *float32, src *float32, kb int, rs int)
+func copyRowsAVX2x14(dst *float32, src *float32, kb int, rs int)
 
-// copyRows32AVX copies kb rows of 32 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+// transposeRowsAVX2x14 packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
-func copyRows32AVX(dst *float32, src *float32, kb int, rs int)
+func transposeRowsAVX2x14(dst *float32, src *float32, groups int, cs int)
 
-// transposeRows16AVX packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
-//
-//go:noescape
-func transposeRows16AVX(dst *float32, src *float32, groups int, cs int)
-
-// transposeRows32AVX packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
-//
-//go:noescape
-func transposeRows32AVX(dst *float32, src *float32, groups int, cs int)
+// matmulTileAVX2x14 returns the register tile of the AVX2+FMA, test-only twin of the AVX-512 tile kernels: 14 rows × 8 columns.
+func matmulTileAVX2x14() (mr int, nr int)

@@ -9,12 +9,14 @@ import (
 )
 
 // The AVX-512 kernel cannot run on a CPU without AVX-512. Its generator code
-// is shared with the AVX2 kernels, and matmulKernelAVX2x14 uses the AVX-512
-// tile's 14 rows, so running that twin here covers the AVX-512 kernel's row
+// is shared with the AVX2 kernels, and the AVX2x14 family uses the AVX-512
+// tile's 14 rows, so running that twin here covers the AVX-512 kernels' row
 // addressing, tile loop and blocking with everything but the register width.
+// The AVX-512 family's packers (plain moves, AVX only) are tested directly.
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
-		twin := &microKernel{mr: 14, nr: 8, kc: 256, mc: 112, nc: 1024, run: matmulKernelAVX2x14, runCols: matmulKernelAVX2x14Cols}
+		twin := newAMD64Kernel(matmulTileAVX2x14, 256, 112, matmulKernelAVX2x14, matmulKernelAVX2x14Cols,
+			copyRowsAVX2x14, transposeRowsAVX2x14)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx2x14-twin", kern: twin, envMode: mxcsrMode})
 	}
 }
@@ -28,7 +30,7 @@ func TestCopyRowsAVX(t *testing.T) {
 	for _, tc := range []struct {
 		width int
 		fn    func(dst, src *float32, kb, rs int)
-	}{{16, copyRows16AVX}, {32, copyRows32AVX}} {
+	}{{tileNR(matmulTileAVX2), copyRowsAVX2}, {tileNR(matmulTileAVX512), copyRowsAVX512}, {tileNR(matmulTileAVX2x14), copyRowsAVX2x14}} {
 		for _, kb := range []int{1, 2, 7, 256} {
 			rs := tc.width + 5
 			src := make([]float32, kb*rs)
@@ -41,12 +43,12 @@ func TestCopyRowsAVX(t *testing.T) {
 			for p := 0; p < kb; p++ {
 				for j := 0; j < tc.width; j++ {
 					if dst[p*tc.width+j] != src[p*rs+j] {
-						t.Fatalf("copyRows%dAVX kb=%d: dst[%d][%d] = %v, want %v", tc.width, kb, p, j, dst[p*tc.width+j], src[p*rs+j])
+						t.Fatalf("copyRows (width %d) kb=%d: dst[%d][%d] = %v, want %v", tc.width, kb, p, j, dst[p*tc.width+j], src[p*rs+j])
 					}
 				}
 			}
 			if dst[len(dst)-1] != -1 {
-				t.Fatalf("copyRows%dAVX kb=%d wrote past the panel", tc.width, kb)
+				t.Fatalf("copyRows (width %d) kb=%d wrote past the panel", tc.width, kb)
 			}
 		}
 	}
@@ -61,7 +63,7 @@ func TestTransposeRowsAVX(t *testing.T) {
 	for _, tc := range []struct {
 		width int
 		fn    func(dst, src *float32, groups, cs int)
-	}{{16, transposeRows16AVX}, {32, transposeRows32AVX}} {
+	}{{tileNR(matmulTileAVX2), transposeRowsAVX2}, {tileNR(matmulTileAVX512), transposeRowsAVX512}, {tileNR(matmulTileAVX2x14), transposeRowsAVX2x14}} {
 		for _, groups := range []int{1, 3, 32} {
 			cs := 8*groups + 3
 			src := make([]float32, tc.width*cs)
@@ -74,13 +76,35 @@ func TestTransposeRowsAVX(t *testing.T) {
 			for p := 0; p < 8*groups; p++ {
 				for j := 0; j < tc.width; j++ {
 					if dst[p*tc.width+j] != src[j*cs+p] {
-						t.Fatalf("transposeRows%dAVX groups=%d: dst[%d][%d] = %v, want %v", tc.width, groups, p, j, dst[p*tc.width+j], src[j*cs+p])
+						t.Fatalf("transposeRows (width %d) groups=%d: dst[%d][%d] = %v, want %v", tc.width, groups, p, j, dst[p*tc.width+j], src[j*cs+p])
 					}
 				}
 			}
 			if dst[len(dst)-1] != -1 {
-				t.Fatalf("transposeRows%dAVX groups=%d wrote past the panel", tc.width, groups)
+				t.Fatalf("transposeRows (width %d) groups=%d wrote past the panel", tc.width, groups)
 			}
 		}
+	}
+}
+
+func tileNR(tile func() (mr, nr int)) int {
+	_, nr := tile()
+	return nr
+}
+
+// TestGeneratedTiles pins the tiles the generator reports, so a change of
+// tile is a deliberate one.
+func TestGeneratedTiles(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tile   func() (int, int)
+		mr, nr int
+	}{{"AVX2", matmulTileAVX2, 6, 16}, {"AVX512", matmulTileAVX512, 14, 32}, {"AVX2x14", matmulTileAVX2x14, 14, 8}} {
+		if mr, nr := tc.tile(); mr != tc.mr || nr != tc.nr {
+			t.Errorf("%s tile %d×%d, want %d×%d", tc.name, mr, nr, tc.mr, tc.nr)
+		}
+	}
+	if avx512Kernel.mc%avx512Kernel.mr != 0 || avx2Kernel.mc%avx2Kernel.mr != 0 {
+		t.Errorf("mc not a multiple of mr: avx2 %d/%d, avx512 %d/%d", avx2Kernel.mc, avx2Kernel.mr, avx512Kernel.mc, avx512Kernel.mr)
 	}
 }

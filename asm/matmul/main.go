@@ -47,25 +47,30 @@ func main() {
 		reg.Z8, reg.Z9, reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15,
 		reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21, reg.Z22, reg.Z23,
 		reg.Z24, reg.Z25, reg.Z26, reg.Z27, reg.Z28, reg.Z29, reg.Z30, reg.Z31}
-	// 6×16 with ymm: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16.
-	gen(kernel{name: "matmulKernelAVX2", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4})
-	// 14×32 with zmm: 28 accumulators + 2 B vectors + 1 broadcast = 31 of 32.
-	gen(kernel{name: "matmulKernelAVX512", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4})
-	// Test-only twin of the AVX-512 tile: 14 rows × 8 columns with ymm
-	// (14 accumulators + 1 B vector + 1 broadcast = 16 of 16). It runs the
-	// AVX-512 kernel's exact row addressing and tile loop on a CPU without
-	// AVX-512, so the tests cover that code on this machine.
-	gen(kernel{name: "matmulKernelAVX2x14", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4})
-	// The same three reading A by columns, for Aᵀ·B without packing A.
-	gen(kernel{name: "matmulKernelAVX2Cols", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4, aColumns: true})
-	gen(kernel{name: "matmulKernelAVX512Cols", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4, aColumns: true})
-	gen(kernel{name: "matmulKernelAVX2x14Cols", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4, aColumns: true})
-	// The B panel packing: kb rows of nr floats copied with ymm moves.
-	genCopyRows("copyRows16AVX", 16)
-	genCopyRows("copyRows32AVX", 32)
-	// The B panel packing for Bᵀ stored: 8×8 transposes.
-	genTransposeRows("transposeRows16AVX", 16)
-	genTransposeRows("transposeRows32AVX", 32)
+	// Each family: a tile, its two kernels (A by rows; A by columns, for
+	// Aᵀ·B without packing A), its B panel packers and a function that
+	// tells package kernels the tile, so the Go side never restates it.
+	families := []kernel{
+		// 6×16 with ymm: 12 accumulators + 2 B vectors + 1 broadcast = 15 of 16.
+		{name: "AVX2", isa: "AVX2+FMA", lanes: 8, vec: ymm, mr: 6, nvec: 2, unroll: 4},
+		// 14×32 with zmm: 28 accumulators + 2 B vectors + 1 broadcast = 31 of 32.
+		{name: "AVX512", isa: "AVX-512F", lanes: 16, vec: zmm, mr: 14, nvec: 2, unroll: 4},
+		// Test-only twin of the AVX-512 tile: 14 rows × 8 columns with ymm
+		// (14 accumulators + 1 B vector + 1 broadcast = 16 of 16). It runs
+		// the AVX-512 kernel's exact row addressing and tile loop on a CPU
+		// without AVX-512, so the tests cover that code on this machine.
+		{name: "AVX2x14", isa: "AVX2+FMA, test-only twin of the AVX-512 tile", lanes: 8, vec: ymm, mr: 14, nvec: 1, unroll: 4},
+	}
+	for _, f := range families {
+		family := f.name
+		f.name = "matmulKernel" + family
+		gen(f)
+		f.name, f.aColumns = "matmulKernel"+family+"Cols", true
+		gen(f)
+		genCopyRows("copyRows"+family, f.nr())
+		genTransposeRows("transposeRows"+family, f.nr())
+		genTile("matmulTile"+family, f)
+	}
 	Generate()
 }
 
@@ -74,6 +79,18 @@ func aLayout(k kernel) string {
 		return "(read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ)"
 	}
 	return "(row-major, row stride lda floats)"
+}
+
+// genTile generates name() (mr, nr int), the tile of one kernel family.
+func genTile(name string, k kernel) {
+	TEXT(name, NOSPLIT, "func() (mr, nr int)")
+	Doc(fmt.Sprintf("%s returns the register tile of the %s kernels: %d rows × %d columns.", name, k.isa, k.mr, k.nr()))
+	mr, nr := GP64(), GP64()
+	MOVQ(U32(k.mr), mr)
+	MOVQ(U32(k.nr()), nr)
+	Store(mr, ReturnIndex(0))
+	Store(nr, ReturnIndex(1))
+	RET()
 }
 
 // genCopyRows generates name(dst, src *float32, kb, rs int), which copies kb
@@ -89,6 +106,9 @@ func genCopyRows(name string, width int) {
 	rs := Load(Param("rs"), GP64())
 	SHLQ(Imm(2), rs)
 	regs := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3}
+	if width%8 != 0 || width/8 > len(regs) {
+		panic(fmt.Sprintf("%s: width %d", name, width))
+	}
 	Label(name + "_row")
 	for v := 0; v < width/8; v++ {
 		VMOVUPS(Mem{Base: src, Disp: 32 * v}, regs[v])
@@ -302,6 +322,9 @@ func gen(k kernel) {
 // floats apart) with one 8×8 transpose per 8 columns and 8 k steps. It only
 // moves bits: no arithmetic, no MXCSR.
 func genTransposeRows(name string, width int) {
+	if width%8 != 0 {
+		panic(fmt.Sprintf("%s: width %d", name, width))
+	}
 	TEXT(name, NOSPLIT, "func(dst, src *float32, groups, cs int)")
 	Pragma("noescape")
 	Doc(fmt.Sprintf("%s packs 8*groups rows of a %d-wide B panel from columns cs floats apart: dst[(8g+p)*%d+j] = src[j*cs+8g+p]. Requires groups >= 1.", name, width, width))
