@@ -16,7 +16,7 @@ import (
 var (
 	avx2Kernel = newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
 		copyRowsAVX2, transposeRowsAVX2)
-	avx512Kernel = newAMD64Kernel(matmulTileAVX512, 192, 112, matmulKernelAVX512, matmulKernelAVX512Cols,
+	avx512Kernel = newAMD64Kernel(matmulTileAVX512, 192, 120, matmulKernelAVX512, matmulKernelAVX512Cols,
 		copyRowsAVX512, transposeRowsAVX512)
 )
 

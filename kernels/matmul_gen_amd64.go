@@ -37,7 +37,7 @@ func transposeRowsAVX2(dst *float32, src *float32, groups int, cs int)
 // matmulTileAVX2 returns the register tile of the AVX2+FMA kernels: 6 rows × 16 columns.
 func matmulTileAVX2() (mr int, nr int)
 
-// matmulKernelAVX512 (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
+// matmulKernelAVX512 (AVX-512F) runs mtiles tiles of 10×32. Tile t reads rows t*10.. of A
 // (row-major, row stride lda floats) and the packed B panel (kc rows of
 // 32 floats) and continues, for p < kc in increasing p, the chain
 // C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
@@ -47,7 +47,7 @@ func matmulTileAVX2() (mr int, nr int)
 //go:noescape
 func matmulKernelAVX512(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
-// matmulKernelAVX512Cols (AVX-512F) runs mtiles tiles of 14×32. Tile t reads rows t*14.. of A
+// matmulKernelAVX512Cols (AVX-512F) runs mtiles tiles of 10×32. Tile t reads rows t*10.. of A
 // (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
 // 32 floats) and continues, for p < kc in increasing p, the chain
 // C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
@@ -67,10 +67,10 @@ func copyRowsAVX512(dst *float32, src *float32, kb int, rs int)
 //go:noescape
 func transposeRowsAVX512(dst *float32, src *float32, groups int, cs int)
 
-// matmulTileAVX512 returns the register tile of the AVX-512F kernels: 14 rows × 32 columns.
+// matmulTileAVX512 returns the register tile of the AVX-512F kernels: 10 rows × 32 columns.
 func matmulTileAVX512() (mr int, nr int)
 
-// matmulKernelAVX2x14 (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
+// matmulKernelAVX512Twin (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 10×8. Tile t reads rows t*10.. of A
 // (row-major, row stride lda floats) and the packed B panel (kc rows of
 // 8 floats) and continues, for p < kc in increasing p, the chain
 // C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
@@ -78,9 +78,9 @@ func matmulTileAVX512() (mr int, nr int)
 // Requires kc >= 1 and mtiles >= 1.
 //
 //go:noescape
-func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+func matmulKernelAVX512Twin(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
-// matmulKernelAVX2x14Cols (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 14×8. Tile t reads rows t*14.. of A
+// matmulKernelAVX512TwinCols (AVX2+FMA, test-only twin of the AVX-512 tile) runs mtiles tiles of 10×8. Tile t reads rows t*10.. of A
 // (read by columns: A[i][p] at a[p*lda+i], the storage of Aᵀ) and the packed B panel (kc rows of
 // 8 floats) and continues, for p < kc in increasing p, the chain
 // C[i][j] = fma(A[i][p], B[p][j], C[i][j]) of the rows of C (row stride ldc).
@@ -88,17 +88,17 @@ func matmulKernelAVX2x14(a *float32, b *float32, c *float32, kc int, lda int, ld
 // Requires kc >= 1 and mtiles >= 1.
 //
 //go:noescape
-func matmulKernelAVX2x14Cols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
+func matmulKernelAVX512TwinCols(a *float32, b *float32, c *float32, kc int, lda int, ldc int, mtiles int, mxcsr uint32)
 
-// copyRowsAVX2x14 copies kb rows of 8 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
+// copyRowsAVX512Twin copies kb rows of 8 floats, rs floats apart in src, to consecutive rows of dst. Requires kb >= 1.
 //
 //go:noescape
-func copyRowsAVX2x14(dst *float32, src *float32, kb int, rs int)
+func copyRowsAVX512Twin(dst *float32, src *float32, kb int, rs int)
 
-// transposeRowsAVX2x14 packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
+// transposeRowsAVX512Twin packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
-func transposeRowsAVX2x14(dst *float32, src *float32, groups int, cs int)
+func transposeRowsAVX512Twin(dst *float32, src *float32, groups int, cs int)
 
-// matmulTileAVX2x14 returns the register tile of the AVX2+FMA, test-only twin of the AVX-512 tile kernels: 14 rows × 8 columns.
-func matmulTileAVX2x14() (mr int, nr int)
+// matmulTileAVX512Twin returns the register tile of the AVX2+FMA, test-only twin of the AVX-512 tile kernels: 10 rows × 8 columns.
+func matmulTileAVX512Twin() (mr int, nr int)

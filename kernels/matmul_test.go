@@ -203,11 +203,12 @@ func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 }
 
 // mmShapes are the shapes every form and environment runs: tails of the
-// 6×16 and 14×32 tiles, K-blocks (kc = 256) and row blocks (mc = 112, 120).
+// 6×16, 10×32 and 10×8 tiles, K-blocks (kc = 192, 256) and row blocks
+// (mc = 120).
 func mmShapes(r *rand.Rand) [][3]int {
 	shapes := [][3]int{
-		{0, 0, 0}, {0, 5, 3}, {3, 0, 5}, {4, 5, 0}, {1, 1, 1}, {1, 7, 1}, {6, 4, 16}, {14, 3, 32},
-		{7, 9, 17}, {13, 31, 33}, {5, 260, 15}, {29, 513, 47}, {121, 40, 18}, {125, 17, 70},
+		{0, 0, 0}, {0, 5, 3}, {3, 0, 5}, {4, 5, 0}, {1, 1, 1}, {1, 7, 1}, {6, 4, 16}, {10, 3, 32}, {14, 3, 32},
+		{7, 9, 17}, {13, 31, 33}, {5, 260, 15}, {29, 513, 47}, {121, 40, 18}, {125, 17, 70}, {11, 193, 9},
 		{3, 5, 1100},
 	}
 	count := 25

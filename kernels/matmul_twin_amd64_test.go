@@ -9,15 +9,15 @@ import (
 )
 
 // The AVX-512 kernel cannot run on a CPU without AVX-512. Its generator code
-// is shared with the AVX2 kernels, and the AVX2x14 family uses the AVX-512
-// tile's 14 rows, so running that twin here covers the AVX-512 kernels' row
+// is shared with the AVX2 kernels, and the AVX512Twin family (ymm) has the
+// AVX-512 tile's rows, so running that twin here covers the AVX-512 kernels' row
 // addressing, tile loop and blocking with everything but the register width.
 // The AVX-512 family's packers (plain moves, AVX only) are tested directly.
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
-		twin := newAMD64Kernel(matmulTileAVX2x14, 256, 112, matmulKernelAVX2x14, matmulKernelAVX2x14Cols,
-			copyRowsAVX2x14, transposeRowsAVX2x14)
-		extraTestBackends = append(extraTestBackends, &backend{name: "avx2x14-twin", kern: twin, envMode: mxcsrMode})
+		twin := newAMD64Kernel(matmulTileAVX512Twin, 192, 120, matmulKernelAVX512Twin, matmulKernelAVX512TwinCols,
+			copyRowsAVX512Twin, transposeRowsAVX512Twin)
+		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
 	}
 }
 
@@ -30,7 +30,7 @@ func TestCopyRowsAVX(t *testing.T) {
 	for _, tc := range []struct {
 		width int
 		fn    func(dst, src *float32, kb, rs int)
-	}{{tileNR(matmulTileAVX2), copyRowsAVX2}, {tileNR(matmulTileAVX512), copyRowsAVX512}, {tileNR(matmulTileAVX2x14), copyRowsAVX2x14}} {
+	}{{tileNR(matmulTileAVX2), copyRowsAVX2}, {tileNR(matmulTileAVX512), copyRowsAVX512}, {tileNR(matmulTileAVX512Twin), copyRowsAVX512Twin}} {
 		for _, kb := range []int{1, 2, 7, 256} {
 			rs := tc.width + 5
 			src := make([]float32, kb*rs)
@@ -63,7 +63,7 @@ func TestTransposeRowsAVX(t *testing.T) {
 	for _, tc := range []struct {
 		width int
 		fn    func(dst, src *float32, groups, cs int)
-	}{{tileNR(matmulTileAVX2), transposeRowsAVX2}, {tileNR(matmulTileAVX512), transposeRowsAVX512}, {tileNR(matmulTileAVX2x14), transposeRowsAVX2x14}} {
+	}{{tileNR(matmulTileAVX2), transposeRowsAVX2}, {tileNR(matmulTileAVX512), transposeRowsAVX512}, {tileNR(matmulTileAVX512Twin), transposeRowsAVX512Twin}} {
 		for _, groups := range []int{1, 3, 32} {
 			cs := 8*groups + 3
 			src := make([]float32, tc.width*cs)
@@ -99,7 +99,7 @@ func TestGeneratedTiles(t *testing.T) {
 		name   string
 		tile   func() (int, int)
 		mr, nr int
-	}{{"AVX2", matmulTileAVX2, 6, 16}, {"AVX512", matmulTileAVX512, 14, 32}, {"AVX2x14", matmulTileAVX2x14, 14, 8}} {
+	}{{"AVX2", matmulTileAVX2, 6, 16}, {"AVX512", matmulTileAVX512, 10, 32}, {"AVX512Twin", matmulTileAVX512Twin, 10, 8}} {
 		if mr, nr := tc.tile(); mr != tc.mr || nr != tc.nr {
 			t.Errorf("%s tile %d×%d, want %d×%d", tc.name, mr, nr, tc.mr, tc.nr)
 		}
