@@ -23,16 +23,27 @@ type Recipe struct {
 var recipes = []Recipe{
 	// cuBLAS products with denormals on; every nvcc elementwise op ftz=true.
 	{Name: "openai2017", ProductEnv: kernels.IEEE, ElementEnv: kernels.FTZDAZ, ScaleExp: 125},
-	// Everything flushes, the products' every FMA step included. With 2^125
-	// the layer-2 products (about 2^-129 per term) all flush and the network
-	// dies; 2^ScaleExp here is the measured choice (see README / fpnet tests).
+	// Everything flushes, the products' every FMA step included: the
+	// running sum of each layer-2 and layer-3 chain is flushed whenever it
+	// is below 2^-126, so at 2^125 most small terms vanish and training is
+	// poor. ftzScaleExp is the measured choice (below).
 	{Name: "ftz", ProductEnv: kernels.FTZDAZ, ElementEnv: kernels.FTZDAZ, ScaleExp: ftzScaleExp},
 	// Nothing flushes: a linear map up to rounding.
 	{Name: "ieee", ProductEnv: kernels.IEEE, ElementEnv: kernels.IEEE, ScaleExp: 125},
 }
 
-// ftzScaleExp is the scaling of the ftz recipe, chosen by measurement.
-const ftzScaleExp = 122
+// ftzScaleExp is the scaling of the ftz recipe, chosen by measurement:
+// backprop-ftz, 3 epochs, seed 1, no augmentation, test accuracy with the
+// exact forward pass and (in brackets) with the same parameters and
+// nothing flushing:
+//
+//	2^125 93.4% (84.0%)   2^124 95.0% (78.7%)   2^123 95.1% (88.9%)
+//	2^122 93.2% (92.7%)   2^120 92.7% (92.8%)
+//
+// At 2^124 the flush threshold is 1/4 in the unscaled units: the network
+// trains best there and leans on the underflow the most; from 2^122 down it
+// is a linear classifier again.
+const ftzScaleExp = 124
 
 // DefaultRecipe is the article's recipe.
 const DefaultRecipe = "openai2017"
