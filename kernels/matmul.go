@@ -11,6 +11,7 @@ package kernels
 
 import (
 	"fmt"
+	"math"
 	"sync"
 )
 
@@ -73,11 +74,18 @@ func checkDims(op string, env Env, dst, a, b []float32, m, k, n int) {
 	if m < 0 || k < 0 || n < 0 {
 		panic(fmt.Sprintf("kernels.%s: negative dimension m=%d k=%d n=%d", op, m, k, n))
 	}
+	if overflows(m, k) || overflows(k, n) || overflows(m, n) {
+		panic(fmt.Sprintf("kernels.%s: dimensions m=%d k=%d n=%d overflow int", op, m, k, n))
+	}
 	if len(a) < m*k || len(b) < k*n || len(dst) < m*n {
 		panic(fmt.Sprintf("kernels.%s: slices too short for m=%d k=%d n=%d: len(a)=%d (want %d), len(b)=%d (want %d), len(dst)=%d (want %d)",
 			op, m, k, n, len(a), m*k, len(b), k*n, len(dst), m*n))
 	}
 }
+
+// overflows reports whether x*y, both non-negative, exceeds the int range:
+// a wrapped size could pass the length checks.
+func overflows(x, y int) bool { return x != 0 && y > math.MaxInt/x }
 
 func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, transB, acc bool, threads int) {
 	checkDims(op, env, dst, a, b, m, k, n)

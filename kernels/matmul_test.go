@@ -324,6 +324,15 @@ func TestMatMulShortSlicesPanic(t *testing.T) {
 		}()
 		MatMul(IEEE, nil, nil, nil, -1, 0, 0)
 	}()
+	func() {
+		defer func() {
+			if msg := fmt.Sprint(recover()); !strings.Contains(msg, "overflow") {
+				t.Errorf("m*k overflowing int: panic %q", msg)
+			}
+		}()
+		// m*k wraps to a negative size: it must not pass as "long enough".
+		MatMul(IEEE, nil, nil, nil, math.MaxInt/2+1, 2, 0)
+	}()
 }
 
 // FuzzMatMul explores shapes, scales and environments: every backend
