@@ -136,19 +136,5 @@ func runES(ctx context.Context, r *Run) error {
 		}
 	}
 	copy(r.Params, tr.Params)
-	if err := save(); err != nil {
-		return err
-	}
-	// Does the result use the nonlinearity? The same parameters with
-	// nothing flushed (the ieee recipe) show how much of the accuracy the
-	// underflow carries.
-	if ieee, err := fpnet.RecipeByName("ieee"); err == nil && r.Net.Recipe.Name != "ieee" {
-		lin := *r.Net
-		lin.Recipe = ieee
-		c, _ := lin.Evaluate(r.Params, r.Test, o.Workers)
-		acc := float64(c) / float64(r.Test.N)
-		r.record(map[string]any{"kind": "eval_no_flush", "step": r.Steps, "test_acc_ieee": acc})
-		r.Logf("es: the same parameters without flushing (ieee recipe): test acc %.2f%%", 100*acc)
-	}
-	return nil
+	return save()
 }
