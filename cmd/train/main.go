@@ -129,8 +129,11 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	interrupted := ctx.Err() != nil
 	trainWall := time.Since(r.Start)
-	if interrupted {
+	switch {
+	case interrupted:
 		r.Logf("train: interrupted at step %d; checkpoint written, resume with -resume %s", r.Steps, dir)
+	case r.OutOfBudget() && r.TotalSteps > 0 && r.Steps < r.TotalSteps:
+		r.Logf("train: budget %v spent at step %d of %d; continue with -resume %s (and a new -budget)", o.Budget, r.Steps, r.TotalSteps, dir)
 	}
 	if err := fpnet.CheckFinite(arch, r.Params); err != nil {
 		return fmt.Errorf("training diverged: %v", err)
