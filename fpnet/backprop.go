@@ -50,10 +50,14 @@ func DefaultBackpropConfig(flushAware bool) BackpropConfig {
 	c := BackpropConfig{FlushAware: flushAware, Tau: 0.1, Surrogate: "jump", Batch: 100, Epochs: 10,
 		LR: 1e-3, LRFinal: 1e-5, WarmupSteps: 200, WeightDecay: 0, Shift: 0, Seed: 1}
 	if flushAware {
-		// Measured (10 epochs, seed 1): without augmentation the network
-		// fits the training set (100%) at 97.6% test; ±1-pixel shifts give
-		// 98.4%. Blind backprop stays what an autodiff library does.
+		// Measured (seed 1, test accuracy of the exact network): without
+		// augmentation it fits the training set (100%) at 97.6% test after
+		// 10 epochs; ±1-pixel shifts give 98.44% (10 epochs), 98.70% (20),
+		// 98.90% (30); ±2 pixels 98.14% (10), 98.58% (20). The σ-only mask
+		// (no jump term) gives 97.20%, τ = 0.2 the same as τ = 0.1. Blind
+		// backprop stays what an autodiff library does.
 		c.Shift = 1
+		c.Epochs = 20
 	}
 	return c
 }
