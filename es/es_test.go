@@ -284,3 +284,25 @@ func TestCheckpointRefusesDamage(t *testing.T) {
 		t.Errorf("atomic save left extra files: %v", entries)
 	}
 }
+
+func TestLRSchedule(t *testing.T) {
+	c := DefaultConfig()
+	c.LR, c.LRFinal, c.DecayGens = 0.004, 0.001, 300
+	for _, tc := range []struct {
+		gen  int64
+		want float32
+	}{{0, 0.004}, {150, 0.0025}, {300, 0.001}, {1000, 0.001}} {
+		// The endpoints exactly; in between within an ulp (float32 rates).
+		if got := c.LRAt(tc.gen); got != tc.want && (tc.gen != 150 || math.Abs(float64(got-tc.want)) > 1e-9) {
+			t.Errorf("LRAt(%d) = %v, want %v", tc.gen, got, tc.want)
+		}
+	}
+	c.DecayGens = 0
+	if got := c.LRAt(500); got != 0.004 {
+		t.Errorf("constant schedule gives %v at generation 500", got)
+	}
+	c.DecayGens, c.LRFinal = 10, -1
+	if c.Validate(10) == nil {
+		t.Error("negative final learning rate accepted")
+	}
+}

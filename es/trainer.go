@@ -13,7 +13,9 @@ import (
 type Config struct {
 	Pop       int     // members per generation; even: Pop/2 antithetic pairs
 	Sigma     float32 // perturbation scale
-	LR        float32 // Adam step size
+	LR        float32 // Adam step size (at generation 0)
+	LRFinal   float32 // with DecayGens > 0: the step size reached at generation DecayGens
+	DecayGens int64   // 0: constant LR; else LR falls linearly to LRFinal over this many generations
 	L2        float32 // L2 decay coefficient, added to the gradient as L2·θ
 	Beta1     float32 // Adam β1
 	Beta2     float32 // Adam β2
@@ -42,6 +44,8 @@ func (c Config) Validate(dim int) error {
 		return fmt.Errorf("es: sigma %v must be positive and finite", c.Sigma)
 	case !(c.LR > 0) || math.IsInf(float64(c.LR), 0):
 		return fmt.Errorf("es: learning rate %v must be positive and finite", c.LR)
+	case c.DecayGens < 0 || (c.DecayGens > 0 && (!(c.LRFinal >= 0) || math.IsInf(float64(c.LRFinal), 0))):
+		return fmt.Errorf("es: learning-rate decay over %d generations to %v: need generations >= 0 and a final rate >= 0", c.DecayGens, c.LRFinal)
 	case !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0):
 		return fmt.Errorf("es: L2 coefficient %v must be zero or positive and finite", c.L2)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
@@ -54,6 +58,18 @@ func (c Config) Validate(dim int) error {
 		return fmt.Errorf("es: workers %d must not be negative", c.Workers)
 	}
 	return nil
+}
+
+// LRAt is the Adam step size of generation gen: LR, or with DecayGens > 0
+// the linear fall to LRFinal, then LRFinal. Plain float64 arithmetic with
+// the product rounded before the add, so it is the same everywhere and a
+// resumed run gets the same schedule.
+func (c Config) LRAt(gen int64) float32 {
+	if c.DecayGens <= 0 {
+		return c.LR
+	}
+	f := float64(min(gen, c.DecayGens)) / float64(c.DecayGens)
+	return float32(float64(c.LR) + float64(f*(float64(c.LRFinal)-float64(c.LR))))
 }
 
 // Score is what an evaluator says about one parameter vector.
@@ -208,6 +224,7 @@ func (t *Trainer) Step() Stats {
 
 	// Update, chunk by chunk: each parameter's gradient sums the pairs in
 	// index order, whoever computes the chunk, then Adam steps the chunk.
+	t.Opt.LR = cfg.LRAt(gen)
 	a := t.Opt.stepSize(t.Opt.T + 1)
 	invPop := 1 / float32(cfg.Pop)
 	chunks := (dim + gradChunk - 1) / gradChunk

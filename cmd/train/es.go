@@ -38,6 +38,9 @@ func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
 	if o.LR > 0 {
 		cfg.LR = float32(o.LR)
 	}
+	if o.LRFinal >= 0 { // -lr-final: linear decay over -generations
+		cfg.LRFinal, cfg.DecayGens = float32(o.LRFinal), int64(o.Generations)
+	}
 	if o.WeightDecay >= 0 { // -wd is ES's L2 coefficient
 		cfg.L2 = float32(o.WeightDecay)
 	}
@@ -57,6 +60,9 @@ func validateES(o *Options) error {
 	if err := cfg.Validate(arch.NumParams()); err != nil {
 		return err
 	}
+	if o.LRFinal >= 0 && o.Generations == 0 {
+		return fmt.Errorf("-lr-final needs -generations: the learning rate falls linearly to it over that many generations")
+	}
 	if batch > 60000 {
 		return fmt.Errorf("-batch %d exceeds the training set", batch)
 	}
@@ -75,8 +81,12 @@ func runES(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %g, L2 %g, batch %d, fitness %s",
-		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, cfg.LR, cfg.L2, batch, fitness)
+	lr := fmt.Sprint(cfg.LR)
+	if cfg.DecayGens > 0 {
+		lr = fmt.Sprintf("%g→%g over %d generations", cfg.LR, cfg.LRFinal, cfg.DecayGens)
+	}
+	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s",
+		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness)
 	tr, err := es.NewTrainer(cfg, obj, noise, r.Params)
 	if err != nil {
 		return err
@@ -125,7 +135,7 @@ func runES(ctx context.Context, r *Run) error {
 			loss = -loss
 		}
 		r.Progress(Progress{Loss: loss, Fitness: st.MeanFitness, BatchAcc: st.Center.Accuracy,
-			Extra: map[string]float64{"best_fitness": st.BestFitness}})
+			Extra: map[string]float64{"best_fitness": st.BestFitness, "lr": float64(cfg.LRAt(tr.Gen - 1))}})
 		if r.EvalDue() || tr.Gen == total {
 			r.Evaluate(tr.Params)
 		}
