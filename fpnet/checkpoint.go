@@ -75,30 +75,11 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	bad := func(format string, args ...any) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	if len(data) < 8 {
-		return bad("%d bytes, too short (truncated?)", len(data))
+	raw, md, body, err := splitSafetensors(data, checkpointFormat)
+	if err != nil {
+		return bad("%v", err)
 	}
-	hlen := binary.LittleEndian.Uint64(data)
-	if hlen > maxHeader || hlen > uint64(len(data)-8) {
-		return bad("header length %d exceeds the file (%d bytes): truncated or not a checkpoint", hlen, len(data))
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
-		return bad("corrupt JSON header: %v", err)
-	}
-	c := &Checkpoint{Meta: map[string]string{}, Tensors: map[string][]float32{}}
-	if m, ok := raw["__metadata__"]; !ok {
-		return bad("no __metadata__")
-	} else if err := json.Unmarshal(m, &c.Meta); err != nil {
-		return bad("corrupt __metadata__: %v", err)
-	}
-	if c.Meta["format"] != checkpointFormat {
-		return bad("format %q, want %q", c.Meta["format"], checkpointFormat)
-	}
-	if c.Meta["format_version"] != formatVersion {
-		return bad("format version %q, this program reads version %s", c.Meta["format_version"], formatVersion)
-	}
-	body := data[8+hlen:]
+	c := &Checkpoint{Meta: md, Tensors: map[string][]float32{}}
 	sum := sha256.Sum256(body)
 	if got := hex.EncodeToString(sum[:]); got != c.Meta["data_sha256"] {
 		return bad("checksum mismatch: data hashes to %s, header says %q (file altered, damaged or truncated)", got, c.Meta["data_sha256"])

@@ -150,34 +150,14 @@ func LoadParams(path string) (Arch, []float32, map[string]string, error) {
 	bad := func(format string, args ...any) (Arch, []float32, map[string]string, error) {
 		return Arch{}, nil, nil, fmt.Errorf("model file %s: %s", path, fmt.Sprintf(format, args...))
 	}
-	if len(data) < 8 {
-		return bad("%d bytes, too short for a safetensors header (truncated?)", len(data))
-	}
-	hlen := binary.LittleEndian.Uint64(data)
-	if hlen > maxHeader || hlen > uint64(len(data)-8) {
-		return bad("header length %d exceeds the file (%d bytes): truncated or not safetensors", hlen, len(data))
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
-		return bad("corrupt JSON header: %v", err)
-	}
-	var md map[string]string
-	if m, ok := raw["__metadata__"]; !ok {
-		return bad("no __metadata__ (not written by underflow?)")
-	} else if err := json.Unmarshal(m, &md); err != nil {
-		return bad("corrupt __metadata__: %v", err)
-	}
-	if md["format"] != formatName {
-		return bad("format %q, want %q", md["format"], formatName)
-	}
-	if md["format_version"] != formatVersion {
-		return bad("format version %q, this program reads version %s", md["format_version"], formatVersion)
+	raw, md, body, err := splitSafetensors(data, formatName)
+	if err != nil {
+		return bad("%v", err)
 	}
 	a, err := ParseArch(md["arch"])
 	if err != nil {
 		return bad("%v", err)
 	}
-	body := data[8+hlen:]
 	want := int64(4 * a.NumParams())
 	if int64(len(body)) != want {
 		return bad("data section is %d bytes, architecture %s needs %d (truncated or altered)", len(body), a, want)
@@ -225,6 +205,34 @@ func LoadParams(path string) (Arch, []float32, map[string]string, error) {
 		return bad("%v", err)
 	}
 	return a, params, md, nil
+}
+
+// splitSafetensors parses a safetensors file's header, checks that its
+// __metadata__ names the format and version this package writes, and
+// returns the header entries, the metadata and the data section.
+func splitSafetensors(data []byte, format string) (raw map[string]json.RawMessage, md map[string]string, body []byte, err error) {
+	if len(data) < 8 {
+		return nil, nil, nil, fmt.Errorf("%d bytes, too short for a safetensors header (truncated?)", len(data))
+	}
+	hlen := binary.LittleEndian.Uint64(data)
+	if hlen > maxHeader || hlen > uint64(len(data)-8) {
+		return nil, nil, nil, fmt.Errorf("header length %d exceeds the file (%d bytes): truncated or not safetensors", hlen, len(data))
+	}
+	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
+		return nil, nil, nil, fmt.Errorf("corrupt JSON header: %v", err)
+	}
+	if m, ok := raw["__metadata__"]; !ok {
+		return nil, nil, nil, fmt.Errorf("no __metadata__ (not written by underflow?)")
+	} else if err := json.Unmarshal(m, &md); err != nil {
+		return nil, nil, nil, fmt.Errorf("corrupt __metadata__: %v", err)
+	}
+	if md["format"] != format {
+		return nil, nil, nil, fmt.Errorf("format %q, want %q", md["format"], format)
+	}
+	if md["format_version"] != formatVersion {
+		return nil, nil, nil, fmt.Errorf("format version %q, this program reads version %s", md["format_version"], formatVersion)
+	}
+	return raw, md, data[8+hlen:], nil
 }
 
 // WriteFileAtomic writes data to path so that a reader sees either the old
