@@ -10,9 +10,12 @@ type Adam struct {
 	LR, Beta1, Beta2, Eps float32
 	// WeightDecay is decoupled (AdamW): p -= lr·WeightDecay·p each step.
 	WeightDecay float32
-	M, V        []float32
-	T           int64   // steps taken
-	pow1, pow2  float64 // Beta1^T, Beta2^T (recomputed from T when zero)
+	// Workers is how many goroutines share a step (elementwise, so the bits
+	// do not depend on it; 0 or 1: the caller's).
+	Workers    int
+	M, V       []float32
+	T          int64   // steps taken
+	pow1, pow2 float64 // Beta1^T, Beta2^T (recomputed from T when zero)
 }
 
 // NewAdam returns Adam for n parameters.
@@ -44,6 +47,13 @@ func (o *Adam) Step(params, grad []float32) {
 	decay := o.LR * o.WeightDecay
 	m, v := o.M[:len(params)], o.V[:len(params)]
 	grad = grad[:len(params)]
+	parallelRange(len(params), o.Workers, func(lo, hi int) {
+		adamRange(params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], b1, b2, c1, c2, eps, decay, stepSize)
+	})
+}
+
+// adamRange is the Adam update of one contiguous range.
+func adamRange(params, grad, m, v []float32, b1, b2, c1, c2, eps, decay, stepSize float32) {
 	for i, g := range grad {
 		mi := float32(b1*m[i]) + float32(c1*g)
 		vi := float32(b2*v[i]) + float32(c2*float32(g*g))

@@ -3,6 +3,7 @@ package fpnet
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
@@ -125,6 +126,7 @@ func NewBackprop(net *Net, cfg BackpropConfig, params []float32, trainN int) (*B
 	b := &Backprop{Net: net, Cfg: cfg, Params: params, trainN: trainN, stepsPerEpoch: trainN / cfg.Batch, permEpoch: -1}
 	b.Opt = NewAdam(len(params), cfg.LR, 0.9, 0.999, 1e-8)
 	b.Opt.WeightDecay = cfg.WeightDecay
+	b.Opt.Workers = net.Threads
 	a := net.Arch
 	widest := 0
 	for _, s := range a.Sizes {
@@ -294,7 +296,13 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 			return 1
 		}
 		au := math.Abs(float64(u))
-		s := 1 / (1 + exp64(-(au-float64(theta))/tau))
+		z := (au - float64(theta)) / tau
+		if z > 37.5 {
+			// e^-z < 2^-54: 1+e^-z rounds to 1, so σ = 1 and the jump term
+			// is 0 exactly; skip the exp (same bits).
+			return 1
+		}
+		s := 1 / (1 + exp64(-z))
 		if !jump {
 			return float32(s)
 		}
@@ -321,18 +329,21 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 		prod := b.ws.Prod[l][:n]
 		bias := ly.B(params)
 		if aware {
-			for row := 0; row < batch; row++ {
-				for j := 0; j < ly.FanOut; j++ {
-					i := row*ly.FanOut + j
-					var u float32
-					if l == 0 {
-						u = prod[i] + bias[j]
-					} else {
-						u = float32(prod[i]*up) + deadZone(bias[j], theta)
+			// Elementwise, so splitting the rows over goroutines keeps the bits.
+			parallelRange(batch, threads, func(lo, hi int) {
+				for row := lo; row < hi; row++ {
+					for j := 0; j < ly.FanOut; j++ {
+						i := row*ly.FanOut + j
+						var u float32
+						if l == 0 {
+							u = prod[i] + bias[j]
+						} else {
+							u = float32(prod[i]*up) + deadZone(bias[j], theta)
+						}
+						gu[i] = gz[i] * deriv(u)
 					}
-					gu[i] = gz[i] * deriv(u)
 				}
-			}
+			})
 		} else {
 			copy(gu, gz[:n])
 		}
@@ -380,6 +391,26 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 		}
 	}
 	return loss, correct
+}
+
+// parallelRange runs fn over [0, n) split into up to workers contiguous
+// ranges, one goroutine each, and waits.
+func parallelRange(n, workers int, fn func(lo, hi int)) {
+	workers = max(1, min(workers, n/8))
+	if workers == 1 {
+		fn(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := n*w/workers, n*(w+1)/workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(lo, hi)
+		}()
+	}
+	wg.Wait()
 }
 
 // deadZone is D: 0 where |u| < θ, else u.
