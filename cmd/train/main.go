@@ -17,6 +17,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -45,9 +46,10 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	o, err := parseOptions(args, stderr)
 	if err != nil {
 		if errors.Is(err, errUsage) {
-			if err.Error() != "flag: help requested" {
-				fmt.Fprintf(stderr, "train: %v\n", err)
+			if err.Error() == flag.ErrHelp.Error() {
+				return 0 // -h: the usage was printed
 			}
+			fmt.Fprintf(stderr, "train: %v\n", err)
 			return 2
 		}
 		fmt.Fprintf(stderr, "train: %v\n", err)
