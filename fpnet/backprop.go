@@ -29,20 +29,20 @@ import (
 
 // BackpropConfig configures gradient training.
 type BackpropConfig struct {
-	FlushAware bool // surrogate gradient through the flushes (backprop-ftz)
+	FlushAware bool `json:"flush_aware"` // surrogate gradient through the flushes (backprop-ftz)
 	// Tau is the surrogate's width in units of 2^(ScaleExp-125) (so for
 	// openai2017 it is in the unscaled units where θ = 0.5).
-	Tau float32
+	Tau float32 `json:"tau"`
 	// Surrogate is "jump" (d/du of u·σ) or "mask" (σ alone).
-	Surrogate   string
-	Batch       int
-	Epochs      int
-	LR          float32 // Adam step size at the start
-	LRFinal     float32 // step size at the end of the cosine schedule
-	WarmupSteps int     // linear warm-up
-	WeightDecay float32 // decoupled (AdamW)
-	Shift       int     // random image translations up to ±Shift pixels (0: none)
-	Seed        uint64  // minibatch order and augmentation
+	Surrogate   string  `json:"surrogate"`
+	Batch       int     `json:"batch"`
+	Epochs      int     `json:"epochs"`
+	LR          float32 `json:"lr"`           // Adam step size at the start
+	LRFinal     float32 `json:"lr_final"`     // step size at the end of the cosine schedule
+	WarmupSteps int     `json:"warmup_steps"` // linear warm-up
+	WeightDecay float32 `json:"weight_decay"` // decoupled (AdamW)
+	Shift       int     `json:"shift"`        // random image translations up to ±Shift pixels (0: none)
+	Seed        uint64  `json:"seed"`         // minibatch order and augmentation
 }
 
 // DefaultBackpropConfig returns the measured defaults for backprop-ftz

@@ -55,6 +55,7 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	if err != nil {
 		return err
 	}
+	r.Config = cfg
 	ckpt := r.CheckpointPath(backpropCheckpoint)
 	if r.ResumeDir != "" {
 		if err := restoreBackprop(tr, r.ResumeDir+"/"+backpropCheckpoint, r); err != nil {

@@ -173,6 +173,9 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		"interrupted": interrupted, "budget_exhausted": r.OutOfBudget(), "workers": o.Workers,
 		"resumed": o.Resume != "", "test_accuracy_without_underflow": linearAcc,
 	}
+	if r.Config != nil {
+		summary["config"] = r.Config
+	}
 	sj, _ := json.MarshalIndent(summary, "", "  ")
 	if err := fpnet.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err

@@ -28,6 +28,9 @@ type Run struct {
 	TotalSteps int64
 	// Samples counts training examples processed (for samples/s).
 	Samples int64
+	// Config is the method's effective configuration (defaults and flags
+	// resolved), written to summary.json; optional.
+	Config any
 	// Dir is the run folder; ResumeDir is set when the run resumes.
 	Dir, ResumeDir string
 	Start          time.Time
