@@ -257,3 +257,24 @@ func TestInterruptWritesCheckpoint(t *testing.T) {
 		t.Errorf("no word of the interruption:\n%s", out.String())
 	}
 }
+
+// -init starts from a saved model: with no time to train, the result is
+// that model, bit for bit.
+func TestInitFromModel(t *testing.T) {
+	dir := t.TempDir()
+	arch, _ := fpnet.ParseArch("784-16-16-10")
+	p := fpnet.InitParams(arch, 77)
+	p[5] = 0.25
+	model := filepath.Join(dir, "start.safetensors")
+	if err := fpnet.SaveParams(model, arch, "openai2017", p, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	code, _, stderr := runTrain(t, context.Background(), append(smallRun, "-init", model, "-budget", "1ns", "-out", out)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if s := readSummary(t, out); s.Steps != 0 || s.ParamsSHA256 != fpnet.ParamsSHA256(p) {
+		t.Errorf("-init with no budget to train: %d steps, hash %s; want 0 and the model's %s", s.Steps, s.ParamsSHA256, fpnet.ParamsSHA256(p))
+	}
+}
