@@ -2,6 +2,7 @@ package es
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
@@ -21,6 +22,10 @@ type NetObjective struct {
 	Batch   int
 	Seed    uint64
 	Fitness string
+
+	// heldNorms, when set, are the Frobenius norms each weight matrix is
+	// rescaled to after every update (HoldLayerNorms).
+	heldNorms []float64
 
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
@@ -99,4 +104,44 @@ func (e *netEvaluator) Evaluate(params []float32) Score {
 		return Score{Fitness: acc, Accuracy: acc}
 	}
 	return Score{Fitness: -loss, Accuracy: acc}
+}
+
+// HoldLayerNorms makes the objective a Projector that, after every update,
+// rescales each weight matrix to the Frobenius norm it has in params (biases
+// are left alone). The flush threshold is absolute, so the overall scale of
+// the weights decides how many activations flush; holding it lets ES change
+// which units flush instead of growing every activation out of the band.
+func (o *NetObjective) HoldLayerNorms(params []float32) {
+	o.heldNorms = o.heldNorms[:0]
+	for _, ly := range o.Net.Arch.LayerViews() {
+		o.heldNorms = append(o.heldNorms, frobenius(ly.W(params)))
+	}
+}
+
+// Project rescales the weight matrices to the held norms (no-op unless
+// HoldLayerNorms was called). Fixed summation order, one float32 factor per
+// layer, products not fused: the same bits everywhere.
+func (o *NetObjective) Project(params []float32) {
+	if o.heldNorms == nil {
+		return
+	}
+	for l, ly := range o.Net.Arch.LayerViews() {
+		w := ly.W(params)
+		n := frobenius(w)
+		if n == 0 {
+			continue
+		}
+		f := float32(o.heldNorms[l] / n)
+		for i := range w {
+			w[i] = float32(w[i] * f)
+		}
+	}
+}
+
+func frobenius(w []float32) float64 {
+	var s float64
+	for _, v := range w {
+		s = float64(float64(v)*float64(v)) + s
+	}
+	return math.Sqrt(s)
 }

@@ -1,6 +1,7 @@
 package es
 
 import (
+	"math"
 	"sync"
 	"testing"
 
@@ -118,5 +119,29 @@ func TestNetObjectiveBatchesCoverEpoch(t *testing.T) {
 	}
 	if _, err := NewNetObjective(fpnet.NewNet(arch, recipe), small, 10, 1, "mse"); err == nil {
 		t.Fatal("unknown fitness accepted")
+	}
+}
+
+func TestHoldLayerNormsProjects(t *testing.T) {
+	var first string
+	for _, w := range []int{1, 2} {
+		tr := tinyNetTrainer(t, w, "openai2017")
+		obj := tr.Obj.(*NetObjective)
+		obj.HoldLayerNorms(tr.Params)
+		want := append([]float64(nil), obj.heldNorms...)
+		for i := 0; i < 4; i++ {
+			tr.Step()
+		}
+		for l, ly := range obj.Net.Arch.LayerViews() {
+			if got := frobenius(ly.W(tr.Params)); math.Abs(got-want[l]) > 1e-6*want[l] {
+				t.Fatalf("layer %d norm %v after training, held %v", l, got, want[l])
+			}
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
+		}
 	}
 }

@@ -91,6 +91,13 @@ type Objective interface {
 	NewEvaluator() Evaluator
 }
 
+// Projector is an optional Objective method: after every update the
+// trainer calls Project, which may move the parameters onto a constraint
+// set (for example, fixed layer norms). It must be deterministic.
+type Projector interface {
+	Project(params []float32)
+}
+
 // Evaluator scores parameter vectors on the current generation's data. The
 // score must be a pure function of the parameters and that data.
 type Evaluator interface {
@@ -247,6 +254,9 @@ func (t *Trainer) Step() Stats {
 		}
 		t.Opt.update(a, t.Params, acc, lo, hi)
 	})
+	if p, ok := t.Obj.(Projector); ok {
+		p.Project(t.Params)
+	}
 	t.Opt.T++
 	t.Gen++
 
