@@ -2,7 +2,7 @@
 
 package kernels
 
-// The amd64 probe table: which generated routine (probe_amd64.s) serves
+// The amd64 probe table: which generated routine (probe_gen_amd64.s) serves
 // each operation on each unit, gated on the CPU's features.
 
 import "golang.org/x/sys/cpu"

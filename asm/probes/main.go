@@ -1,4 +1,4 @@
-// Command probes generates kernels/probe_amd64.s: tiny assembly routines that
+// Command probes generates kernels/probe_gen_amd64.s: tiny assembly routines that
 // run one float32 operation under a given MXCSR, so that tests and
 // cmd/ftzcheck can ask the CPU itself what it does near 2^-126.
 //
@@ -24,7 +24,7 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
-//go:generate go run . -out ../../kernels/probe_amd64.s -stubs ../../kernels/probe_amd64.go -pkg kernels
+//go:generate go run . -out ../../kernels/probe_gen_amd64.s -stubs ../../kernels/probe_gen_amd64.go -pkg kernels
 
 // unit is one instruction family and register width.
 type unit struct {
