@@ -94,36 +94,104 @@ func addBiasRows(env kernels.Env, dst, src, bias []float32, rows, cols int) {
 		for r := 0; r < rows; r++ {
 			in := src[r*cols : r*cols+cols]
 			out := dst[r*cols : r*cols+cols]
+			in, out = in[:len(bias)], out[:len(bias)]
 			for j, b := range bias {
 				out[j] = in[j] + b
 			}
 		}
 		return
 	}
+	var flushBelow uint32 // sums with |bits| below this become zeros of their sign
+	if ftz {
+		flushBelow = minNormalBits
+	}
 	for r := 0; r < rows; r++ {
 		in := src[r*cols : r*cols+cols]
-		row := dst[r*cols : r*cols+cols]
+		out := dst[r*cols : r*cols+cols]
+		in, out = in[:len(bias)], out[:len(bias)]
 		for j, b := range bias {
-			a := in[j]
+			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
 			if daz {
-				ab := math.Float32bits(a)
-				if ab&expMask == 0 {
-					a = math.Float32frombits(ab & signMask)
-				}
-				bb := math.Float32bits(b)
-				if bb&expMask == 0 {
-					b = math.Float32frombits(bb & signMask)
-				}
+				ab, bb = zeroIfBelow(ab, minNormalBits), zeroIfBelow(bb, minNormalBits)
 			}
-			s := a + b
-			if ftz {
-				sb := math.Float32bits(s)
-				if sb&expMask == 0 {
-					s = math.Float32frombits(sb & signMask)
-				}
-			}
-			row[j] = s
+			s := math.Float32frombits(ab) + math.Float32frombits(bb)
+			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(s), flushBelow))
 		}
+	}
+}
+
+// addBiasScaleRows writes (src + bias)·2^e, bias (len cols) added to every
+// row of src (rows×cols), in env, to dst (which may alias src): the same
+// bits as addBiasRows followed by scaleInto, one pass instead of two. The
+// two roundings and flushes stay, in that order; -126 <= e <= 127.
+//
+// Why one threshold is exact: the add's result is flushed (FTZ) or read as
+// zero by the scaling (DAZ) when its exponent field is zero, and the
+// scaling flushes (FTZ) an input whose exact product is tiny; either way
+// the output is a zero of the sum's sign, and a zero sum scales to itself.
+// So the output is a zero of the sum's sign when |sum| is below the larger
+// of the thresholds that apply, and sum·2^e otherwise.
+func addBiasScaleRows(env kernels.Env, dst, src, bias []float32, rows, cols, e int) {
+	s, _ := pow2(e)
+	src = src[:rows*cols]
+	dst = dst[:rows*cols]
+	bias = bias[:cols]
+	daz, ftz := env.ZeroesInputs(), env.FlushesOutputs()
+	if !daz && !ftz {
+		for r := 0; r < rows; r++ {
+			in := src[r*cols : r*cols+cols]
+			out := dst[r*cols : r*cols+cols]
+			in, out = in[:len(bias)], out[:len(bias)]
+			for j, b := range bias {
+				out[j] = float32(in[j]+b) * s
+			}
+		}
+		return
+	}
+	flushBelow := uint32(minNormalBits) // both DAZ and FTZ zero a subnormal sum
+	if ftz {
+		flushBelow = max(flushBelow, tinyProductBelow(e))
+	}
+	for r := 0; r < rows; r++ {
+		in := src[r*cols : r*cols+cols]
+		out := dst[r*cols : r*cols+cols]
+		in, out = in[:len(bias)], out[:len(bias)]
+		for j, b := range bias {
+			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
+			if daz {
+				ab, bb = zeroIfBelow(ab, minNormalBits), zeroIfBelow(bb, minNormalBits)
+			}
+			sum := math.Float32frombits(ab) + math.Float32frombits(bb)
+			// Zeroing before the multiply (not selecting after it) keeps
+			// subnormal products, slow on some CPUs, out of the loop.
+			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(sum), flushBelow)) * s
+		}
+	}
+}
+
+// minNormalBits is the bit pattern of 2^-126, the smallest normal float32.
+const minNormalBits = 0x00800000
+
+// zeroIfBelow returns the float32 bits b, or a zero of b's sign when |b|'s
+// bits are below below (0: never), without a branch: for non-negative
+// magnitudes bit order is value order, and the difference's sign bit
+// spreads into the mask.
+func zeroIfBelow(b, below uint32) uint32 {
+	mag := b &^ signMask
+	tiny := uint32(int32(mag-below) >> 31) // all ones iff mag < below
+	return b &^ (tiny &^ signMask)
+}
+
+// tinyProductBelow returns the float32 bits of 2^(-126-e): inputs x with
+// |x| below it make the exact x·2^e tiny (0 when no float32 does).
+func tinyProductBelow(e int) uint32 {
+	switch t := -126 - e; {
+	case t >= -126:
+		return uint32(t+127) << 23
+	case t >= -149:
+		return 1 << uint(t+149)
+	default:
+		return 0
 	}
 }
 

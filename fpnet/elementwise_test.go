@@ -110,3 +110,82 @@ func TestScaleJustBelowMin(t *testing.T) {
 		t.Errorf("IEEE: (1-2^-24)·2^-126 = %#08x, want 0x00800000 (rounds up)", math.Float32bits(got))
 	}
 }
+
+// The fused add-then-scale pass against its two-step reference,
+// kernels.Mul(env, kernels.Add(env, x, b), 2^e), in every environment, on
+// sums around the thresholds: values near 2^-126·2^125 = 2^-1 (the
+// flushing boundary of the scaling by 2^-125), near 2^-126, subnormals and
+// both signed zeros, against bias rows that cancel them or push them across.
+func TestAddBiasScaleRowsMatchesTwoStepReference(t *testing.T) {
+	vals := boundaryFloats(3000)
+	for _, base := range []uint32{0x3f000000, 0x3f800000, 0x00800000, 0x00000001, 0x3e800000, 0x40000000, 0x01000000} {
+		for d := uint32(0); d < 4; d++ {
+			for _, sign := range []uint32{0, signMask} {
+				vals = append(vals, math.Float32frombits(sign|(base+d)), math.Float32frombits(sign|(base-d)))
+			}
+		}
+	}
+	vals = append(vals, 0, float32(math.Copysign(0, -1)))
+	cols := 64
+	rows := len(vals)/cols + 1
+	src := make([]float32, rows*cols)
+	copy(src, vals)
+	for i := len(vals); i < len(src); i++ {
+		src[i] = vals[i%len(vals)]
+	}
+	// Bias values from the same boundary set, among them the negatives
+	// of the row values so that exact cancellations (signed zeros) occur.
+	bias := make([]float32, cols)
+	for j := range bias {
+		switch j % 4 {
+		case 0:
+			bias[j] = -src[j]
+		case 1:
+			bias[j] = vals[(j*37)%len(vals)]
+		case 2:
+			bias[j] = math.Float32frombits(uint32(j) | uint32(j%2)<<31) // subnormals, ±0
+		default:
+			bias[j] = math.Float32frombits(0x3f000000 | uint32(j%2)<<31) // ±2^-1
+		}
+	}
+	dst := make([]float32, len(src))
+	for _, env := range kernels.Envs {
+		for _, e := range []int{-126, -125, -124, -100, -24, -23, -1, 0, 1, 23, 24, 100, 125, 127} {
+			s, _ := pow2(e)
+			addBiasScaleRows(env, dst, src, bias, rows, cols, e)
+			for i, got := range dst {
+				x, b := src[i], bias[i%cols]
+				want := kernels.Mul(env, kernels.Add(env, x, b), s)
+				if !sameFloat(got, want) {
+					t.Fatalf("%v: addBiasScaleRows (%#08x + %#08x)·2^%d = %#08x, reference %#08x", env, math.Float32bits(x), math.Float32bits(b), e, math.Float32bits(got), math.Float32bits(want))
+				}
+			}
+		}
+		// In place, as scaleInPlace after addBiasRows would see it.
+		inPlace := append([]float32(nil), src...)
+		addBiasScaleRows(env, inPlace, inPlace, bias, rows, cols, -125)
+		addBiasRows(env, dst, src, bias, rows, cols)
+		scaleInPlace(env, dst, -125)
+		for i := range dst {
+			if !sameFloat(inPlace[i], dst[i]) {
+				t.Fatalf("%v: in-place fused element %d = %#08x, two passes %#08x", env, i, math.Float32bits(inPlace[i]), math.Float32bits(dst[i]))
+			}
+		}
+	}
+}
+
+func TestTinyProductBelow(t *testing.T) {
+	for e := -126; e <= 127; e++ {
+		_, tinyBelow := pow2(e)
+		got := tinyProductBelow(e)
+		if tinyBelow < math.SmallestNonzeroFloat32 {
+			if got != 0 {
+				t.Errorf("2^%d: threshold bits %#08x, want 0 (no float32 is tiny)", e, got)
+			}
+			continue
+		}
+		if want := math.Float32bits(float32(tinyBelow)); got != want {
+			t.Errorf("2^%d: threshold bits %#08x, want %#08x", e, got, want)
+		}
+	}
+}

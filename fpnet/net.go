@@ -79,16 +79,22 @@ func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
 		rows := batch * ly.FanOut
 		prod, act := ws.Prod[l][:rows], ws.Act[l][:rows]
 		kernels.MatMulParallel(pe, prod, in[:batch*ly.FanIn], ly.W(params), batch, ly.FanIn, ly.FanOut, threads)
-		if l == 0 {
-			addBiasRows(ee, act, prod, ly.B(params), batch, ly.FanOut)
-			scaleInPlace(ee, act, -e)
-		} else {
+		// Each layer's elementwise ops run as one pass over act; b_l/s is
+		// the same for every row, so it is computed once per call.
+		switch {
+		case l == 0:
+			addBiasScaleRows(ee, act, prod, ly.B(params), batch, ly.FanOut, -e)
+			if l == last {
+				scaleInPlace(ee, act, e)
+			}
+		case l == last:
+			sb := ws.scaledBias[l]
+			scaleInto(ee, sb, ly.B(params), -e)
+			addBiasScaleRows(ee, act, prod, sb, batch, ly.FanOut, e)
+		default:
 			sb := ws.scaledBias[l]
 			scaleInto(ee, sb, ly.B(params), -e)
 			addBiasRows(ee, act, prod, sb, batch, ly.FanOut)
-		}
-		if l == last {
-			scaleInPlace(ee, act, e)
 		}
 		in = act
 	}

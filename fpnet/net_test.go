@@ -271,3 +271,30 @@ func BenchmarkForwardTestSet(b *testing.B) {
 		n.Evaluate(params, test, 1)
 	}
 }
+
+// A one-layer network takes both scalings after its bias add, (x·W + b)/s·s,
+// the case where Forward's first layer is also its last.
+func TestForwardOneLayerMatchesReference(t *testing.T) {
+	train, _ := realMNIST(t)
+	arch := Arch{Sizes: []int{784, 10}}
+	for _, name := range append(RecipeNames(), "ftz@125", "ieee@0") {
+		r, err := RecipeByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := NewNet(arch, r)
+		params := InitParams(arch, 6)
+		rng := SplitMix64{State: 10}
+		for j := range arch.LayerViews()[0].B(params) {
+			arch.LayerViews()[0].B(params)[j] = float32(rng.Float64()*2-1) * 0.8
+		}
+		batch := 23
+		got := n.Forward(n.NewWorkspace(batch), params, train.Images, batch)
+		want := referenceForward(n, params, train.Images, batch)
+		for i := range want {
+			if !sameFloat(got[i], want[i]) {
+				t.Fatalf("%s: logit %d = %#08x, reference %#08x", name, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+		}
+	}
+}
