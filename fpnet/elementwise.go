@@ -105,6 +105,7 @@ func addBiasRows(env kernels.Env, dst, src, bias []float32, rows, cols int) {
 	if ftz {
 		flushBelow = minNormalBits
 	}
+	dazBias := daz && anySubnormal(bias)
 	for r := 0; r < rows; r++ {
 		in := src[r*cols : r*cols+cols]
 		out := dst[r*cols : r*cols+cols]
@@ -112,7 +113,10 @@ func addBiasRows(env kernels.Env, dst, src, bias []float32, rows, cols int) {
 		for j, b := range bias {
 			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
 			if daz {
-				ab, bb = zeroIfBelow(ab, minNormalBits), zeroIfBelow(bb, minNormalBits)
+				ab = zeroIfBelow(ab, minNormalBits)
+			}
+			if dazBias {
+				bb = zeroIfBelow(bb, minNormalBits)
 			}
 			s := math.Float32frombits(ab) + math.Float32frombits(bb)
 			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(s), flushBelow))
@@ -152,6 +156,7 @@ func addBiasScaleRows(env kernels.Env, dst, src, bias []float32, rows, cols, e i
 	if ftz {
 		flushBelow = max(flushBelow, tinyProductBelow(e))
 	}
+	dazBias := daz && anySubnormal(bias)
 	for r := 0; r < rows; r++ {
 		in := src[r*cols : r*cols+cols]
 		out := dst[r*cols : r*cols+cols]
@@ -159,7 +164,10 @@ func addBiasScaleRows(env kernels.Env, dst, src, bias []float32, rows, cols, e i
 		for j, b := range bias {
 			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
 			if daz {
-				ab, bb = zeroIfBelow(ab, minNormalBits), zeroIfBelow(bb, minNormalBits)
+				ab = zeroIfBelow(ab, minNormalBits)
+			}
+			if dazBias {
+				bb = zeroIfBelow(bb, minNormalBits)
 			}
 			sum := math.Float32frombits(ab) + math.Float32frombits(bb)
 			// Zeroing before the multiply (not selecting after it) keeps
@@ -167,6 +175,17 @@ func addBiasScaleRows(env kernels.Env, dst, src, bias []float32, rows, cols, e i
 			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(sum), flushBelow)) * s
 		}
 	}
+}
+
+// anySubnormal reports whether DAZ would change any of v, so that rows
+// added to a bias without one skip its per-element DAZ.
+func anySubnormal(v []float32) bool {
+	for _, x := range v {
+		if b := math.Float32bits(x); b&expMask == 0 && b&^signMask != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // minNormalBits is the bit pattern of 2^-126, the smallest normal float32.

@@ -148,16 +148,36 @@ func TestAddBiasScaleRowsMatchesTwoStepReference(t *testing.T) {
 			bias[j] = math.Float32frombits(0x3f000000 | uint32(j%2)<<31) // ±2^-1
 		}
 	}
+	// A second bias row without subnormals takes the path that skips the
+	// bias's DAZ.
+	normalBias := make([]float32, cols)
+	for j, b := range bias {
+		if math.Float32bits(b)&expMask == 0 {
+			b = math.Float32frombits(math.Float32bits(b)&signMask | minNormalBits + uint32(j%3))
+		}
+		normalBias[j] = b
+	}
+	if anySubnormal(normalBias) || !anySubnormal(bias) {
+		t.Fatal("test bias rows do not cover both paths")
+	}
 	dst := make([]float32, len(src))
 	for _, env := range kernels.Envs {
-		for _, e := range []int{-126, -125, -124, -100, -24, -23, -1, 0, 1, 23, 24, 100, 125, 127} {
-			s, _ := pow2(e)
-			addBiasScaleRows(env, dst, src, bias, rows, cols, e)
+		for _, bias := range [][]float32{bias, normalBias} {
+			for _, e := range []int{-126, -125, -124, -100, -24, -23, -1, 0, 1, 23, 24, 100, 125, 127} {
+				s, _ := pow2(e)
+				addBiasScaleRows(env, dst, src, bias, rows, cols, e)
+				for i, got := range dst {
+					x, b := src[i], bias[i%cols]
+					want := kernels.Mul(env, kernels.Add(env, x, b), s)
+					if !sameFloat(got, want) {
+						t.Fatalf("%v: addBiasScaleRows (%#08x + %#08x)·2^%d = %#08x, reference %#08x", env, math.Float32bits(x), math.Float32bits(b), e, math.Float32bits(got), math.Float32bits(want))
+					}
+				}
+			}
+			addBiasRows(env, dst, src, bias, rows, cols)
 			for i, got := range dst {
-				x, b := src[i], bias[i%cols]
-				want := kernels.Mul(env, kernels.Add(env, x, b), s)
-				if !sameFloat(got, want) {
-					t.Fatalf("%v: addBiasScaleRows (%#08x + %#08x)·2^%d = %#08x, reference %#08x", env, math.Float32bits(x), math.Float32bits(b), e, math.Float32bits(got), math.Float32bits(want))
+				if want := kernels.Add(env, src[i], bias[i%cols]); !sameFloat(got, want) {
+					t.Fatalf("%v: addBiasRows %#08x + %#08x = %#08x, reference %#08x", env, math.Float32bits(src[i]), math.Float32bits(bias[i%cols]), math.Float32bits(got), math.Float32bits(want))
 				}
 			}
 		}
