@@ -105,22 +105,30 @@ func addBiasRows(env kernels.Env, dst, src, bias []float32, rows, cols int) {
 	if ftz {
 		flushBelow = minNormalBits
 	}
-	dazBias := daz && anySubnormal(bias)
-	for r := 0; r < rows; r++ {
-		in := src[r*cols : r*cols+cols]
-		out := dst[r*cols : r*cols+cols]
-		in, out = in[:len(bias)], out[:len(bias)]
-		for j, b := range bias {
-			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
-			if daz {
-				ab = zeroIfBelow(ab, minNormalBits)
-			}
-			if dazBias {
-				bb = zeroIfBelow(bb, minNormalBits)
-			}
-			s := math.Float32frombits(ab) + math.Float32frombits(bb)
-			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(s), flushBelow))
+	if daz && anySubnormal(bias) { // rare: DAZ changes the bias too
+		for i, v := range src {
+			dst[i] = AddEnv(env, v, bias[i%cols])
 		}
+		return
+	}
+	var readBelow uint32 // inputs with |bits| below this read as zeros
+	if daz {
+		readBelow = minNormalBits
+	}
+	for r := 0; r < rows; r++ {
+		addRowFlushing(dst[r*cols:r*cols+cols], src[r*cols:r*cols+cols], bias, readBelow, flushBelow)
+	}
+}
+
+// addRowFlushing is addBiasRows' loop over one row when the bias reads as
+// itself: inputs below readBelow read as zeros, sums below flushBelow
+// become zeros. A function of its own so that its few values stay in
+// registers.
+func addRowFlushing(out, in, bias []float32, readBelow, flushBelow uint32) {
+	in, out = in[:len(bias)], out[:len(bias)]
+	for j, b := range bias {
+		a := math.Float32frombits(zeroIfBelow(math.Float32bits(in[j]), readBelow))
+		out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(a+b), flushBelow))
 	}
 }
 
@@ -156,29 +164,36 @@ func addBiasScaleRows(env kernels.Env, dst, src, bias []float32, rows, cols, e i
 	if ftz {
 		flushBelow = max(flushBelow, tinyProductBelow(e))
 	}
-	dazBias := daz && anySubnormal(bias)
-	for r := 0; r < rows; r++ {
-		in := src[r*cols : r*cols+cols]
-		out := dst[r*cols : r*cols+cols]
-		in, out = in[:len(bias)], out[:len(bias)]
-		for j, b := range bias {
-			ab, bb := math.Float32bits(in[j]), math.Float32bits(b)
-			if daz {
-				ab = zeroIfBelow(ab, minNormalBits)
-			}
-			if dazBias {
-				bb = zeroIfBelow(bb, minNormalBits)
-			}
-			sum := math.Float32frombits(ab) + math.Float32frombits(bb)
-			// Zeroing before the multiply (not selecting after it) keeps
-			// subnormal products, slow on some CPUs, out of the loop.
-			out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(sum), flushBelow)) * s
+	if daz && anySubnormal(bias) { // rare: DAZ changes the bias too
+		for i, v := range src {
+			dst[i] = ScaleEnv(env, AddEnv(env, v, bias[i%cols]), e)
 		}
+		return
+	}
+	var readBelow uint32 // inputs with |bits| below this read as zeros
+	if daz {
+		readBelow = minNormalBits
+	}
+	for r := 0; r < rows; r++ {
+		addScaleRowFlushing(dst[r*cols:r*cols+cols], src[r*cols:r*cols+cols], bias, s, readBelow, flushBelow)
+	}
+}
+
+// addScaleRowFlushing is addBiasScaleRows' loop over one row when the bias
+// reads as itself: inputs below readBelow read as zeros, sums below
+// flushBelow become zeros, the rest are scaled by s. Zeroing before the
+// multiply (not selecting after it) keeps subnormal products, slow on some
+// CPUs, out of the loop.
+func addScaleRowFlushing(out, in, bias []float32, s float32, readBelow, flushBelow uint32) {
+	in, out = in[:len(bias)], out[:len(bias)]
+	for j, b := range bias {
+		a := math.Float32frombits(zeroIfBelow(math.Float32bits(in[j]), readBelow))
+		out[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(a+b), flushBelow)) * s
 	}
 }
 
 // anySubnormal reports whether DAZ would change any of v, so that rows
-// added to a bias without one skip its per-element DAZ.
+// added to a bias without one skip its DAZ.
 func anySubnormal(v []float32) bool {
 	for _, x := range v {
 		if b := math.Float32bits(x); b&expMask == 0 && b&^signMask != 0 {
