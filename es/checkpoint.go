@@ -9,7 +9,8 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
 // Checkpoint file format, version 1 (little-endian):
@@ -75,7 +76,7 @@ func (c *Checkpoint) Save(path string) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	return writeFileAtomic(path, buf.Bytes())
+	return fpnet.WriteFileAtomic(path, buf.Bytes())
 }
 
 func writeFloats(buf *bytes.Buffer, v []float32) {
@@ -84,41 +85,6 @@ func writeFloats(buf *bytes.Buffer, v []float32) {
 		binary.LittleEndian.PutUint32(b[:], math.Float32bits(x))
 		buf.Write(b[:])
 	}
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename, then syncs the directory so the rename itself survives a crash.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	f.Chmod(0o644) // CreateTemp makes 0600; a checkpoint is an ordinary file
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // LoadCheckpoint reads and verifies a checkpoint. A truncated, altered or
