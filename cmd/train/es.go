@@ -19,15 +19,22 @@ func init() {
 // esCheckpoint is the ES method's checkpoint file in the run folder.
 const esCheckpoint = "es-checkpoint.bin"
 
-// ES defaults that are not es.Config fields.
-const (
-	esDefaultBatch   = 100
-	esDefaultFitness = es.FitnessXent
-)
+// esDefaultBatch is the ES minibatch when -batch is not given.
+const esDefaultBatch = 100
+
+// esRunConfig is the ES run's whole configuration, as summary.json's
+// "config" shows it: es.Config and the objective's settings.
+type esRunConfig struct {
+	es.Config
+	Batch     int    `json:"batch"`
+	Fitness   string `json:"fitness"`
+	HoldNorms bool   `json:"hold_norms"`
+}
 
 // esSettings is the ES configuration with the command line on top.
 func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
 	cfg = es.DefaultConfig()
+	cfg.NoiseSize = o.NoiseSize
 	cfg.Seed, cfg.NoiseSeed, cfg.Workers = o.Seed, o.Seed, o.Workers
 	if o.Pop > 0 {
 		cfg.Pop = o.Pop
@@ -41,10 +48,13 @@ func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
 	if o.LRFinal >= 0 { // -lr-final: linear decay over -generations
 		cfg.LRFinal, cfg.DecayGens = float32(o.LRFinal), int64(o.Generations)
 	}
-	if o.WeightDecay >= 0 { // -wd is ES's L2 coefficient
+	switch {
+	case o.L2 >= 0:
+		cfg.L2 = float32(o.L2)
+	case o.WeightDecay >= 0: // -wd, the L2 coefficient's older name for ES
 		cfg.L2 = float32(o.WeightDecay)
 	}
-	batch, fitness = esDefaultBatch, esDefaultFitness
+	batch, fitness = esDefaultBatch, o.Fitness
 	if o.Batch > 0 {
 		batch = o.Batch
 	}
@@ -56,6 +66,12 @@ func validateES(o *Options) error {
 	arch, err := fpnet.ParseArch(o.Arch)
 	if err != nil {
 		return err
+	}
+	if o.Set["l2"] && o.Set["wd"] {
+		return fmt.Errorf("-l2 and -wd both given: for -method es they are the same L2 coefficient; give -l2 only")
+	}
+	if cfg.NoiseSize < arch.NumParams() {
+		return fmt.Errorf("-noise-size %d is smaller than the %d parameters of %s: a perturbation is one slice of the table", cfg.NoiseSize, arch.NumParams(), arch)
 	}
 	if err := cfg.Validate(arch.NumParams()); err != nil {
 		return err
@@ -76,6 +92,10 @@ func runES(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
+	if o.HoldNorms { // the norms of the initial (or -init) parameters, also on resume
+		obj.HoldLayerNorms(r.Params)
+	}
+	r.Config = esRunConfig{Config: cfg, Batch: batch, Fitness: fitness, HoldNorms: o.HoldNorms}
 	t0 := time.Now()
 	noise, err := es.NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, o.Workers)
 	if err != nil {
@@ -85,20 +105,25 @@ func runES(ctx context.Context, r *Run) error {
 	if cfg.DecayGens > 0 {
 		lr = fmt.Sprintf("%g→%g over %d generations", cfg.LR, cfg.LRFinal, cfg.DecayGens)
 	}
-	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s",
-		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness)
+	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v",
+		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms)
 	tr, err := es.NewTrainer(cfg, obj, noise, r.Params)
 	if err != nil {
 		return err
 	}
-	// What must match for a checkpoint to continue this run.
+	// What must match for a checkpoint to continue this run, besides
+	// es.Config (L2, noise size, ... : Restore compares it whole).
 	meta := map[string]string{"method": o.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
-		"batch": strconv.Itoa(batch), "fitness": fitness, "train_examples": strconv.Itoa(r.Train.N)}
+		"batch": strconv.Itoa(batch), "fitness": fitness, "train_examples": strconv.Itoa(r.Train.N),
+		"hold_norms": strconv.FormatBool(o.HoldNorms)}
 	path := r.CheckpointPath(esCheckpoint)
 	if r.ResumeDir != "" {
 		ck, err := es.LoadCheckpoint(filepath.Join(r.ResumeDir, esCheckpoint))
 		if err != nil {
 			return err
+		}
+		if _, ok := ck.Meta["hold_norms"]; !ok && ck.Meta != nil {
+			ck.Meta["hold_norms"] = "false" // written before -hold-norms existed
 		}
 		if err := tr.Restore(ck, meta); err != nil {
 			return err

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -104,5 +107,167 @@ func TestESKilledAndResumedIsExact(t *testing.T) {
 	}
 	if a, b := summarySHA(t, whole), summarySHA(t, killed); a != b {
 		t.Fatalf("killed and resumed run ends with params %s, the uninterrupted run %s", b, a)
+	}
+}
+
+// The ES flags -l2, -noise-size, -fitness and -hold-norms: bad values are
+// a usage error (exit 2) whose message names the flag.
+func TestESBadFlags(t *testing.T) {
+	cases := []struct {
+		flag string
+		args []string
+	}{
+		{"-l2", []string{"-l2", "-0.5"}},
+		{"-l2", []string{"-l2", "NaN"}},
+		{"-l2", []string{"-l2", "+Inf"}},
+		{"-l2", []string{"-l2", "0.01", "-wd", "0.01"}},
+		{"-noise-size", []string{"-noise-size", "0"}},
+		{"-noise-size", []string{"-noise-size", "-5"}},
+		{"-noise-size", []string{"-noise-size", "1000"}}, // fewer values than the 784-16-16-10 parameters
+		{"-noise-size", []string{"-noise-size", "lots"}},
+		{"-fitness", []string{"-fitness", "mse"}},
+		{"-fitness", []string{"-fitness", ""}},
+		{"-hold-norms", []string{"-hold-norms=maybe"}},
+	}
+	for _, c := range cases {
+		args := append([]string{"-method", "es", "-arch", "784-16-16-10"}, c.args...)
+		code, _, stderr := runTrain(t, context.Background(), args...)
+		if code != 2 || !strings.Contains(stderr, c.flag) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message naming %s", args, code, stderr, c.flag)
+		}
+	}
+	for _, name := range []string{"-l2=0.1", "-noise-size=100000", "-fitness=acc", "-hold-norms"} {
+		args := []string{"-method", "backprop-ftz", name}
+		code, _, stderr := runTrain(t, context.Background(), args...)
+		flag, _, _ := strings.Cut(name, "=")
+		if code != 2 || !strings.Contains(stderr, flag) || !strings.Contains(stderr, "es only") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message that %s is an es flag", args, code, stderr, flag)
+		}
+	}
+}
+
+// The flags reach es.Config and the objective; without them the settings
+// are exactly the package defaults; -wd alone still sets ES's L2.
+func TestESFlagsMapToSettings(t *testing.T) {
+	parse := func(args ...string) *Options {
+		t.Helper()
+		o, err := parseOptions(append([]string{"-method", "es"}, args...), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return o
+	}
+	cfg, batch, fitness := esSettings(parse())
+	want := es.DefaultConfig()
+	want.Workers = cfg.Workers
+	if cfg != want || batch != esDefaultBatch || fitness != es.FitnessXent {
+		t.Errorf("defaults: %+v batch %d fitness %s; want %+v batch %d xent", cfg, batch, fitness, want, esDefaultBatch)
+	}
+	if o := parse(); o.HoldNorms {
+		t.Error("-hold-norms is on by default")
+	}
+	o := parse("-l2", "0.02", "-noise-size", "1048576", "-fitness", "acc", "-hold-norms")
+	cfg, _, fitness = esSettings(o)
+	if cfg.L2 != 0.02 || cfg.NoiseSize != 1048576 || fitness != es.FitnessAcc || !o.HoldNorms {
+		t.Errorf("flags: L2 %v noise %d fitness %s hold %v; want 0.02 1048576 acc true", cfg.L2, cfg.NoiseSize, fitness, o.HoldNorms)
+	}
+	if cfg, _, _ := esSettings(parse("-l2", "0")); cfg.L2 != 0 {
+		t.Errorf("-l2 0: L2 %v", cfg.L2)
+	}
+	if cfg, _, _ := esSettings(parse("-wd", "0.03")); cfg.L2 != 0.03 {
+		t.Errorf("-wd 0.03: L2 %v, want 0.03", cfg.L2)
+	}
+}
+
+// A run's ES settings are in summary.json's config and its checkpoint; a
+// resume whose settings differ from the checkpoint's is refused, and a run
+// folder written before these flags existed resumes with their defaults.
+func TestESSettingsInConfigAndCheckpoint(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"-method", "es", "-arch", "784-16-16-10", "-train-n", "500", "-test-n", "100",
+		"-pop", "4", "-batch", "16", "-generations", "3", "-eval-every", "1h", "-q", "-workers", "1", "-out", dir,
+		"-l2", "0.02", "-noise-size", "65536", "-fitness", "acc", "-hold-norms"}
+	if code, _, stderr := runTrain(t, context.Background(), args...); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Config struct {
+			L2        float32
+			NoiseSize int
+			Fitness   string `json:"fitness"`
+			HoldNorms bool   `json:"hold_norms"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	if c := s.Config; c.L2 != 0.02 || c.NoiseSize != 65536 || c.Fitness != "acc" || !c.HoldNorms {
+		t.Errorf("summary.json config %+v; want L2 0.02, NoiseSize 65536, fitness acc, hold_norms true", c)
+	}
+
+	// The settings cannot change on -resume ...
+	for _, a := range [][]string{{"-l2", "0.03"}, {"-noise-size", "131072"}, {"-fitness", "xent"}, {"-hold-norms=false"}} {
+		code, _, stderr := runTrain(t, context.Background(), append([]string{"-resume", dir, "-q"}, a...)...)
+		if code != 2 || !strings.Contains(stderr, "cannot change on -resume") {
+			t.Errorf("-resume with %v: exit %d, stderr %q; want 2", a, code, stderr)
+		}
+	}
+	// ... and a checkpoint made under other settings is refused.
+	optsPath := filepath.Join(dir, "options.json")
+	raw, err = os.ReadFile(optsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeOpts := func(edit func(map[string]any)) {
+		t.Helper()
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(optsPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		key  string
+		val  any
+		what string
+	}{
+		{"hold_norms", false, "hold_norms"},
+		{"fitness", "xent", "fitness"},
+		{"l2", 0.03, "L2:0.03"},
+		{"noise_size", 131072, "NoiseSize:131072"},
+	} {
+		writeOpts(func(m map[string]any) {
+			if _, ok := m[c.key]; !ok {
+				t.Fatalf("options.json lacks %s", c.key)
+			}
+			m[c.key] = c.val
+		})
+		code, _, stderr := runTrain(t, context.Background(), "-resume", dir, "-q")
+		if code == 0 || !strings.Contains(stderr, "different configuration") || !strings.Contains(stderr, c.what) {
+			t.Errorf("resume with %s %v: exit %d, stderr %q; want a refusal naming %s", c.key, c.val, code, stderr, c.what)
+		}
+	}
+
+	// options.json from before the flags: they take their defaults.
+	writeOpts(func(m map[string]any) {
+		for _, k := range []string{"l2", "noise_size", "fitness", "hold_norms"} {
+			delete(m, k)
+		}
+	})
+	o, err := parseOptions([]string{"-resume", dir}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, fitness := esSettings(o)
+	if d := es.DefaultConfig(); cfg.L2 != d.L2 || cfg.NoiseSize != d.NoiseSize || fitness != es.FitnessXent || o.HoldNorms {
+		t.Errorf("old options.json: L2 %v noise %d fitness %s hold %v; want the defaults", cfg.L2, cfg.NoiseSize, fitness, o.HoldNorms)
 	}
 }

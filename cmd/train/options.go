@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"time"
 
+	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
@@ -42,7 +44,12 @@ type Options struct {
 	Shift       int     `json:"shift"`
 	WeightDecay float64 `json:"weight_decay"`
 	LRFinal     float64 `json:"lr_final"`
-	Quiet       bool    `json:"-"`
+	// es
+	L2        float64 `json:"l2"`         // L2 coefficient (-1: method default)
+	NoiseSize int     `json:"noise_size"` // noise-table entries (float32 values)
+	Fitness   string  `json:"fitness"`    // xent or acc
+	HoldNorms bool    `json:"hold_norms"` // hold each weight matrix at its initial norm
+	Quiet     bool    `json:"-"`
 	// stopAfter, when positive, acts like Ctrl-C once that many steps are
 	// done: the tests' way to interrupt a run at a known step.
 	stopAfter int64
@@ -80,8 +87,12 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
 	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
-	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default)")
+	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
 	fs.Float64Var(&o.LRFinal, "lr-final", -1, "backprop: learning rate at the end of the cosine schedule (-1: default)")
+	fs.Float64Var(&o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
+	fs.IntVar(&o.NoiseSize, "noise-size", es.DefaultConfig().NoiseSize, "es: noise-table size in float32 values (4 bytes each)")
+	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
+	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm")
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
 }
@@ -123,7 +134,10 @@ func (o *Options) adoptResumed() error {
 	if err != nil {
 		return badFlag("-resume %s: %v (is it a run folder?)", o.Resume, err)
 	}
+	// Flags added after the run was made are absent from its options.json:
+	// they keep their defaults, which is what that run trained with.
 	var prev Options
+	newFlagSet(&prev, io.Discard)
 	if err := json.Unmarshal(raw, &prev); err != nil {
 		return badFlag("-resume %s: corrupt options.json: %v", o.Resume, err)
 	}
@@ -220,6 +234,19 @@ func (o *Options) validate() error {
 		return badFlag("-wd %v out of range [0, 1)", o.WeightDecay)
 	case o.LRFinal != -1 && o.LRFinal < 0:
 		return badFlag("-lr-final %v must not be negative", o.LRFinal)
+	case (o.L2 != -1 || o.Set["l2"]) && !(o.L2 >= 0 && !math.IsInf(o.L2, 0)):
+		return badFlag("-l2 %v must be zero or positive and finite", o.L2)
+	case o.NoiseSize <= 0:
+		return badFlag("-noise-size %d must be positive (float32 values in the noise table)", o.NoiseSize)
+	case o.Fitness != es.FitnessXent && o.Fitness != es.FitnessAcc:
+		return badFlag("-fitness %q: want %s or %s", o.Fitness, es.FitnessXent, es.FitnessAcc)
+	}
+	if o.Method != "es" {
+		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms"} {
+			if o.Set[name] {
+				return badFlag("-%s applies to -method es only, not %s", name, o.Method)
+			}
+		}
 	}
 	if o.Init != "" && o.Resume != "" && o.Set["init"] {
 		return badFlag("-init and -resume exclude each other: a resumed run continues from its checkpoint")
