@@ -109,11 +109,9 @@ func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, trans
 	if !native {
 		be = pureGo
 	}
-	if threads > m*n*k/(1<<18) {
-		// Below about 2^18 fused multiply-adds per goroutine the start-up
-		// costs more than it saves.
-		threads = max(1, m*n*k/(1<<18))
-	}
+	// Below about 2^18 fused multiply-adds per goroutine the start-up
+	// costs more than it saves.
+	threads = min(threads, max(1, m*n*k/(1<<18)))
 	if threads <= 1 {
 		be.product(env, mode, dst, n, av, bv, m, k, n)
 		return

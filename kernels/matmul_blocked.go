@@ -139,17 +139,13 @@ func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb 
 		// copied in the same layout.
 		ab := aBlock{data: src.data, lda: a.cs, tailLda: mr, run: kern.runCols}
 		if nb > 2*kern.nr {
-			for p := 0; p < kb; p++ {
-				copy(s.a[p*mb:(p+1)*mb], src.data[p*a.cs:p*a.cs+mb])
-			}
+			copyBlock(s.a, mb, src.data, a.cs, kb, mb)
 			ab.data, ab.lda = s.a, mb
 		}
 		if rem > 0 {
 			tail := s.aTail[:mr*kb]
 			clear(tail)
-			for p := 0; p < kb; p++ {
-				copy(tail[p*mr:p*mr+rem], ab.data[p*ab.lda+full*mr:])
-			}
+			copyBlock(tail, mr, ab.data[full*mr:], ab.lda, kb, rem)
 		}
 		return ab
 	}
@@ -161,17 +157,13 @@ func (kern *microKernel) prepareA(s *blockScratch, a matrix, ic, mb, pc, kb, nb 
 		// Copy the block when it is reused over several column tiles:
 		// contiguous rows kb apart instead of lda apart, which for lda a
 		// multiple of 1024 would put every row in the same L1 set.
-		for r := 0; r < mb; r++ {
-			copy(s.a[r*kb:(r+1)*kb], src.data[r*a.rs:r*a.rs+kb])
-		}
+		copyBlock(s.a, kb, src.data, a.rs, mb, kb)
 		ab.data, ab.lda = s.a, kb
 	}
 	if rem > 0 {
 		tail := s.aTail[:mr*kb]
 		clear(tail)
-		for r := 0; r < rem; r++ {
-			copy(tail[r*kb:(r+1)*kb], ab.data[(full*mr+r)*ab.lda:])
-		}
+		copyBlock(tail, kb, ab.data[full*mr*ab.lda:], ab.lda, rem, kb)
 	}
 	return ab
 }
@@ -191,7 +183,7 @@ func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ab aBlock, s *
 			tc := s.c[:mr*nr]
 			tileIn(tc, nr, c[full*mr*ldc:], ldc, rem, nr)
 			ab.run(&s.aTail[0], &panel[0], &tc[0], kb, ab.tailLda, nr, 1, mode)
-			tileOut(c[full*mr*ldc:], ldc, tc, nr, rem, nr)
+			copyBlock(c[full*mr*ldc:], ldc, tc, nr, rem, nr)
 		}
 		return
 	}
@@ -203,7 +195,7 @@ func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ab aBlock, s *
 	if rem > 0 {
 		ab.run(&s.aTail[0], &panel[0], &tc[full*mr*nr], kb, ab.tailLda, nr, 1, mode)
 	}
-	tileOut(c, ldc, tc, nr, mb, nw)
+	copyBlock(c, ldc, tc, nr, mb, nw)
 }
 
 // packB copies the kb×nw block of b at (pc, j0) into panel: kb rows of nr
@@ -265,13 +257,11 @@ func packRows(dst []float32, a matrix, mb, kb int) {
 // the rest of each dst row and the rows up to the next whole tile.
 func tileIn(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	clear(dst)
-	for r := 0; r < rows; r++ {
-		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
-	}
+	copyBlock(dst, ldd, src, lds, rows, cols)
 }
 
-// tileOut copies rows×cols of src (stride lds) back into dst (stride ldd).
-func tileOut(dst []float32, ldd int, src []float32, lds, rows, cols int) {
+// copyBlock copies rows×cols of src (stride lds) into dst (stride ldd).
+func copyBlock(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	for r := 0; r < rows; r++ {
 		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
 	}

@@ -22,7 +22,7 @@ func getFPCR() uint64
 func setFPCR(v uint64)
 
 // controlWord is the FPCR value for env: IEEE and ArmFZ everywhere, FTZDAZ
-// with FEAT_AFP (hasAFP, read from HWCAP2 in backend_arm64.go); x86's FTZ-only and DAZ-only have no Arm mode.
+// with FEAT_AFP (hasAFP, read from HWCAP2 in dispatch_arm64.go); x86's FTZ-only and DAZ-only have no Arm mode.
 func controlWord(env Env) (uint64, bool) { return env.FPCR(hasAFP) }
 
 var probeUnits = func() []ProbeUnit {
