@@ -30,18 +30,10 @@ const (
 	signMask = 0x80000000
 )
 
-// dazRead applies denormals-are-zero to one input.
-func dazRead(x float32) float32 {
-	b := math.Float32bits(x)
-	if b&expMask == 0 {
-		return math.Float32frombits(b & signMask)
-	}
-	return x
-}
-
-// ftzWrite flushes one add result that is tiny (exact, so its zero exponent
-// field says so) to a zero of its sign.
-func ftzWrite(x float32) float32 {
+// zeroIfSubnormal returns a subnormal x as a zero of its sign. It serves
+// both ends of an op: denormals-are-zero on an input, and flush-to-zero on
+// an add result that is tiny (exact, so its zero exponent field says so).
+func zeroIfSubnormal(x float32) float32 {
 	b := math.Float32bits(x)
 	if b&expMask == 0 {
 		return math.Float32frombits(b & signMask)
@@ -52,11 +44,11 @@ func ftzWrite(x float32) float32 {
 // AddEnv returns a+b in env, the same bits as kernels.Add(env, a, b).
 func AddEnv(env kernels.Env, a, b float32) float32 {
 	if env.ZeroesInputs() {
-		a, b = dazRead(a), dazRead(b)
+		a, b = zeroIfSubnormal(a), zeroIfSubnormal(b)
 	}
 	s := a + b
 	if env.FlushesOutputs() {
-		s = ftzWrite(s)
+		s = zeroIfSubnormal(s)
 	}
 	return s
 }
@@ -66,7 +58,7 @@ func AddEnv(env kernels.Env, a, b float32) float32 {
 func ScaleEnv(env kernels.Env, x float32, e int) float32 {
 	s, tiny := pow2(e)
 	if env.ZeroesInputs() {
-		x = dazRead(x)
+		x = zeroIfSubnormal(x)
 	}
 	if env.FlushesOutputs() && x != 0 && math.Abs(float64(x)) < tiny {
 		return math.Float32frombits(math.Float32bits(x) & signMask)

@@ -28,6 +28,9 @@ type Workspace struct {
 	// scaledBias[l] is b_l·2^-ScaleExp in the element environment, the
 	// bias the hidden and output layers add.
 	scaledBias [][]float32
+	// views is the network's parameter layout, computed once here so that
+	// Forward allocates nothing.
+	views []Layer
 }
 
 // NewWorkspace allocates scratch for batches of up to maxBatch rows.
@@ -36,7 +39,7 @@ func (n *Net) NewWorkspace(maxBatch int) *Workspace {
 		panic("fpnet: NewWorkspace needs maxBatch > 0")
 	}
 	L := n.Arch.Layers()
-	ws := &Workspace{maxBatch: maxBatch, Prod: make([][]float32, L), Act: make([][]float32, L), scaledBias: make([][]float32, L)}
+	ws := &Workspace{maxBatch: maxBatch, Prod: make([][]float32, L), Act: make([][]float32, L), scaledBias: make([][]float32, L), views: n.Arch.LayerViews()}
 	for l := 0; l < L; l++ {
 		out := n.Arch.Sizes[l+1]
 		ws.Prod[l] = make([]float32, maxBatch*out)
@@ -73,7 +76,12 @@ func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
 	pe, ee, e := n.Recipe.ProductEnv, n.Recipe.ElementEnv, n.Recipe.ScaleExp
 	threads := max(n.Threads, 1)
 	in := x
-	views := a.LayerViews()
+	views := ws.views
+	for l, ly := range views {
+		if len(views) != a.Layers() || ly.FanIn != a.Sizes[l] || ly.FanOut != a.Sizes[l+1] {
+			panic(fmt.Sprintf("fpnet: Forward workspace was made for another architecture than %s", a))
+		}
+	}
 	last := len(views) - 1
 	for l, ly := range views {
 		rows := batch * ly.FanOut

@@ -298,3 +298,21 @@ func TestForwardOneLayerMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardAllocatesNothing: Forward runs once per ES member and per
+// evaluation chunk, so it must not allocate.
+func TestForwardAllocatesNothing(t *testing.T) {
+	r, err := RecipeByName("openai2017")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := Arch{Sizes: []int{784, 16, 16, 10}}
+	n := &Net{Arch: arch, Recipe: r}
+	params := InitParams(arch, 1)
+	ws := n.NewWorkspace(4)
+	x := make([]float32, 4*784)
+	n.Forward(ws, params, x, 4)
+	if allocs := testing.AllocsPerRun(20, func() { n.Forward(ws, params, x, 4) }); allocs != 0 {
+		t.Fatalf("Forward allocates %v times per call, want 0", allocs)
+	}
+}
