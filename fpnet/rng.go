@@ -1,5 +1,7 @@
 package fpnet
 
+import "math/bits"
+
 // SplitMix64 is a small, fast, seedable PRNG (Steele, Lea, Flood 2014) whose
 // stream is the same on every platform: integer arithmetic only.
 type SplitMix64 struct{ State uint64 }
@@ -27,21 +29,11 @@ func (s *SplitMix64) Intn(n int) int {
 	bound := uint64(n)
 	threshold := -bound % bound
 	for {
-		hi, lo := mul64(s.Uint64(), bound)
+		hi, lo := bits.Mul64(s.Uint64(), bound)
 		if lo >= threshold {
 			return int(hi)
 		}
 	}
-}
-
-func mul64(a, b uint64) (hi, lo uint64) {
-	const mask32 = 1<<32 - 1
-	a0, a1 := a&mask32, a>>32
-	b0, b1 := b&mask32, b>>32
-	w0 := a0 * b0
-	t := a1*b0 + w0>>32
-	w1 := t&mask32 + a0*b1
-	return a1*b1 + t>>32 + w1>>32, a * b
 }
 
 // Shuffle permutes idx in place (Fisher–Yates), deterministically.
