@@ -228,7 +228,7 @@ func scaleInPlace(env kernels.Env, x []float32, e int) {
 
 // scaleInto writes src·2^e in env to dst (which may alias src).
 func scaleInto(env kernels.Env, dst, src []float32, e int) {
-	s, tinyBelow := pow2(e)
+	s, _ := pow2(e)
 	dst = dst[:len(src)]
 	daz, ftz := env.ZeroesInputs(), env.FlushesOutputs()
 	if !daz && !ftz {
@@ -237,13 +237,7 @@ func scaleInto(env kernels.Env, dst, src []float32, e int) {
 		}
 		return
 	}
-	// The threshold as float32 bits when it is a normal float32 or larger,
-	// so the common case compares integers; 2^(-126-e) is subnormal for
-	// e > 0 and then every normal input passes it.
-	var tinyBits uint32 // |x| bits below this are tiny (0: none are, after DAZ)
-	if t := -126 - e; t >= -126 {
-		tinyBits = uint32(t+127) << 23
-	}
+	tinyBits := tinyProductBelow(e) // |x| bits below this are tiny
 	for i, v := range src {
 		b := math.Float32bits(v)
 		mag := b &^ signMask
@@ -252,11 +246,7 @@ func scaleInto(env kernels.Env, dst, src []float32, e int) {
 			continue
 		}
 		if ftz && mag != 0 {
-			tiny := mag < tinyBits
-			if tinyBits == 0 {
-				tiny = math.Abs(float64(v)) < tinyBelow
-			}
-			if tiny {
+			if mag < tinyBits {
 				dst[i] = math.Float32frombits(b & signMask)
 				continue
 			}
