@@ -166,6 +166,8 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.L2 = -1 },
 		func(c *Config) { c.Beta2 = 1 },
 		func(c *Config) { c.NoiseSize = 10 },
+		func(c *Config) { c.Guide = 1 },
+		func(c *Config) { c.Guide = -0.1 },
 	}
 	for i, f := range bad {
 		c := DefaultConfig()
@@ -304,5 +306,91 @@ func TestLRSchedule(t *testing.T) {
 	c.DecayGens, c.LRFinal = 10, -1
 	if c.Validate(10) == nil {
 		t.Error("negative final learning rate accepted")
+	}
+}
+
+// guidedQuadratic is the toy objective with its exact loss gradient as the
+// surrogate.
+type guidedQuadratic struct{ *quadratic }
+
+func (q guidedQuadratic) Surrogate(grad, params []float32) {
+	clear(grad)
+	for _, i := range q.subset {
+		grad[i] += 2 * (params[i] - q.target[i])
+	}
+}
+
+func newGuidedToyTrainer(t testing.TB, cfg Config, dim int) *Trainer {
+	t.Helper()
+	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTrainer(cfg, guidedQuadratic{newQuadratic(dim)}, noise, make([]float32, dim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// With a good surrogate, guided ES must beat plain ES by far at the same
+// population.
+func TestGuidedESFollowsTheSurrogate(t *testing.T) {
+	const dim, gens = 9000, 40
+	loss := func(guide float32) float64 {
+		cfg := toyConfig(2)
+		cfg.Pop, cfg.Guide = 8, guide
+		tr := newGuidedToyTrainer(t, cfg, dim)
+		for i := 0; i < gens; i++ {
+			tr.Step()
+		}
+		tr.Obj.Begin(0)
+		return -tr.evals[0].Evaluate(tr.Params).Fitness
+	}
+	start := func() float64 {
+		tr := newToyTrainer(t, toyConfig(1), dim)
+		tr.Obj.Begin(0)
+		return -tr.evals[0].Evaluate(tr.Params).Fitness
+	}()
+	plain, guided := loss(0), loss(0.9)
+	t.Logf("loss %.1f at start, after %d generations: plain %.1f, guided %.1f", start, gens, plain, guided)
+	if !(guided < 0.2*start && guided < 0.2*plain) {
+		t.Errorf("loss %v at start, after %d generations: guided %v, plain %v: the surrogate did not help", start, gens, guided, plain)
+	}
+}
+
+// goldenGuidedToySHA256 is the guided toy run's parameter hash (linux/amd64).
+const goldenGuidedToySHA256 = "02863fe1cdb839668cadc9d18846af47c899a164b65ab0c1ad1bed3934251aa0"
+
+func TestGuidedTrainerSameBitsForAnyWorkerCount(t *testing.T) {
+	var first string
+	for _, w := range []int{1, 2, 3} {
+		cfg := toyConfig(w)
+		cfg.Guide = 0.5
+		tr := newGuidedToyTrainer(t, cfg, 9000)
+		for i := 0; i < 20; i++ {
+			tr.Step()
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
+		}
+	}
+	if first != goldenGuidedToySHA256 {
+		t.Fatalf("params SHA-256 %s, golden %s", first, goldenGuidedToySHA256)
+	}
+}
+
+func TestGuideNeedsAGuider(t *testing.T) {
+	cfg := toyConfig(1)
+	cfg.Guide = 0.5
+	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewTrainer(cfg, newQuadratic(100), noise, make([]float32, 100)); err == nil {
+		t.Fatal("guide share accepted with an objective that has no surrogate gradient")
 	}
 }

@@ -27,6 +27,10 @@ type NetObjective struct {
 	// rescaled to after every update (HoldLayerNorms).
 	heldNorms []float64
 
+	// surrogate computes backprop-ftz's gradient for guided ES (built on
+	// first use, on its own copy of the parameters).
+	surrogate *fpnet.Backprop
+
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
 	perm  []int32   // the permutation of epoch permEpoch
@@ -144,4 +148,22 @@ func frobenius(w []float32) float64 {
 		s = float64(float64(v)*float64(v)) + s
 	}
 	return math.Sqrt(s)
+}
+
+// Surrogate makes the objective a Guider: it writes the gradient of the
+// mean cross-entropy on the generation's minibatch that backprop-ftz
+// computes (fpnet's flush-aware surrogate, its default width), at params,
+// to grad.
+func (o *NetObjective) Surrogate(grad, params []float32) {
+	if o.surrogate == nil {
+		cfg := fpnet.DefaultBackpropConfig(true)
+		cfg.Batch = o.Batch
+		b, err := fpnet.NewBackprop(o.Net, cfg, make([]float32, len(params)), o.Data.N)
+		if err != nil {
+			panic("es: surrogate gradient: " + err.Error()) // NewNetObjective checked batch and sizes
+		}
+		o.surrogate = b
+	}
+	copy(o.surrogate.Params, params)
+	o.surrogate.Gradient(grad, o.x, o.y, o.Batch)
 }

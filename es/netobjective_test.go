@@ -28,6 +28,12 @@ func loadMNIST(t testing.TB) (train, test *fpnet.Dataset) {
 // 784-16-16-10 network under the article's recipe on real MNIST images.
 func tinyNetTrainer(t testing.TB, workers int, recipeName string) *Trainer {
 	t.Helper()
+	return tinyGuidedNetTrainer(t, workers, recipeName, 0)
+}
+
+// tinyGuidedNetTrainer is tinyNetTrainer with guided ES (guide > 0).
+func tinyGuidedNetTrainer(t testing.TB, workers int, recipeName string, guide float32) *Trainer {
+	t.Helper()
 	train, _ := loadMNIST(t)
 	recipe, err := fpnet.RecipeByName(recipeName)
 	if err != nil {
@@ -40,6 +46,7 @@ func tinyNetTrainer(t testing.TB, workers int, recipeName string) *Trainer {
 	}
 	cfg := DefaultConfig()
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.NoiseSize, cfg.Workers = 8, 0.02, 0.01, 1<<15, workers
+	cfg.Guide = guide
 	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +81,33 @@ func TestNetTrainerSameBitsEverywhere(t *testing.T) {
 	t.Logf("backend %s: params SHA-256 %s", kernels.Backend(), first)
 	if first != goldenTinyNetSHA256 {
 		t.Fatalf("backend %s: params SHA-256 %s, golden %s", kernels.Backend(), first, goldenTinyNetSHA256)
+	}
+}
+
+// goldenGuidedTinyNetSHA256 is the same for guided ES (share 0.5), whose
+// surrogate gradient (fpnet's backprop-ftz) must be as reproducible.
+const goldenGuidedTinyNetSHA256 = "2a73e6644296361798f591cedd42999594de347b42bbc9b858f2809822ec93d2"
+
+func TestGuidedNetTrainerSameBitsEverywhere(t *testing.T) {
+	var first string
+	for _, w := range []int{1, 2} {
+		tr := tinyGuidedNetTrainer(t, w, "openai2017", 0.5)
+		for i := 0; i < 6; i++ {
+			tr.Step()
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
+		}
+	}
+	t.Logf("backend %s: params SHA-256 %s", kernels.Backend(), first)
+	if first == goldenTinyNetSHA256 {
+		t.Fatal("guided ES gave plain ES's parameters")
+	}
+	if first != goldenGuidedTinyNetSHA256 {
+		t.Fatalf("backend %s: params SHA-256 %s, golden %s", kernels.Backend(), first, goldenGuidedTinyNetSHA256)
 	}
 }
 

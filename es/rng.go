@@ -54,4 +54,5 @@ const (
 	tagNoise  = 1 // building the noise table
 	tagOffset = 2 // a pair's offset into the noise table
 	tagBatch  = 3 // the minibatch of a generation
+	tagGuide  = 4 // guided ES: a pair's step along the surrogate gradient
 )

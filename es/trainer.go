@@ -17,6 +17,11 @@ type Config struct {
 	LRFinal   float32 // with DecayGens > 0: the step size reached at generation DecayGens
 	DecayGens int64   // 0: constant LR; else LR falls linearly to LRFinal over this many generations
 	L2        float32 // L2 decay coefficient, added to the gradient as L2·θ
+	// Guide is the share of each perturbation's variance put along the
+	// objective's surrogate gradient (guided ES, Maheswaranathan et al.
+	// 2019; the objective must be a Guider). 0 is plain ES. The fitness is
+	// still the exact function; the surrogate only shapes where ES looks.
+	Guide     float32
 	Beta1     float32 // Adam β1
 	Beta2     float32 // Adam β2
 	Eps       float32 // Adam ε
@@ -46,6 +51,8 @@ func (c Config) Validate(dim int) error {
 		return fmt.Errorf("es: learning rate %v must be positive and finite", c.LR)
 	case c.DecayGens < 0 || (c.DecayGens > 0 && (!(c.LRFinal >= 0) || math.IsInf(float64(c.LRFinal), 0))):
 		return fmt.Errorf("es: learning-rate decay over %d generations to %v: need generations >= 0 and a final rate >= 0", c.DecayGens, c.LRFinal)
+	case !(c.Guide >= 0 && c.Guide < 1):
+		return fmt.Errorf("es: guide share %v must lie in [0, 1): the rest of the variance stays isotropic", c.Guide)
 	case !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0):
 		return fmt.Errorf("es: L2 coefficient %v must be zero or positive and finite", c.L2)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
@@ -98,6 +105,16 @@ type Projector interface {
 	Project(params []float32)
 }
 
+// Guider is an Objective that also has a surrogate for the gradient of its
+// loss (minus the fitness), for guided ES (Config.Guide > 0).
+type Guider interface {
+	// Surrogate writes the surrogate loss gradient at params on the current
+	// generation's data to grad. It is called once per generation, after
+	// Begin, from one goroutine, and must be a pure function of params and
+	// that data.
+	Surrogate(grad, params []float32)
+}
+
 // Evaluator scores parameter vectors on the current generation's data. The
 // score must be a pure function of the parameters and that data.
 type Evaluator interface {
@@ -128,6 +145,7 @@ type Trainer struct {
 	fitness []float64
 	weights []float32
 	offsets []int
+	guide   *guideState // nil in plain ES
 }
 
 // gradChunk is the number of parameters one worker updates at a time; its
@@ -157,6 +175,14 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 	if cfg.Workers == 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	var guide *guideState
+	if cfg.Guide > 0 {
+		g, ok := obj.(Guider)
+		if !ok {
+			return nil, fmt.Errorf("es: guide share %v needs an objective with a surrogate gradient", cfg.Guide)
+		}
+		guide = newGuideState(g, dim, cfg.Pop/2)
+	}
 	t := &Trainer{
 		Cfg: cfg, Obj: obj, Noise: noise,
 		Params:  append([]float32(nil), init...),
@@ -164,6 +190,7 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		fitness: make([]float64, cfg.Pop),
 		weights: make([]float32, cfg.Pop/2),
 		offsets: make([]int, cfg.Pop/2),
+		guide:   guide,
 	}
 	for w := 0; w < cfg.Workers; w++ {
 		t.evals = append(t.evals, obj.NewEvaluator())
@@ -206,6 +233,11 @@ func (t *Trainer) Step() Stats {
 	for p := range t.offsets {
 		t.offsets[p] = t.Noise.Offset(cfg.Seed, gen, p, dim)
 	}
+	iso := cfg.Sigma // the isotropic noise's scale
+	if t.guide != nil {
+		t.guide.begin(t.Params, cfg, gen)
+		iso = t.guide.isoSigma
+	}
 
 	// Evaluation: job p < pairs is pair p (both signs on one worker, so the
 	// noise slice is still in cache for the second); job pairs is θ.
@@ -218,9 +250,11 @@ func (t *Trainer) Step() Stats {
 		}
 		eps := t.Noise.Slice(t.offsets[p], dim)
 		s := t.scratch[w]
-		addScaled(s, t.Params, cfg.Sigma, eps)
+		addScaled(s, t.Params, iso, eps)
+		t.guide.perturb(s, p, 1)
 		t.fitness[2*p] = ev.Evaluate(s).Fitness
-		addScaled(s, t.Params, -cfg.Sigma, eps)
+		addScaled(s, t.Params, -iso, eps)
+		t.guide.perturb(s, p, -1)
 		t.fitness[2*p+1] = ev.Evaluate(s).Fitness
 	})
 
@@ -235,6 +269,7 @@ func (t *Trainer) Step() Stats {
 	a := t.Opt.stepSize(t.Opt.T + 1)
 	invPop := 1 / float32(cfg.Pop)
 	chunks := (dim + gradChunk - 1) / gradChunk
+	t.guide.weigh(t.weights)
 	t.parallel(chunks, func(w, c int) {
 		lo := c * gradChunk
 		hi := min(lo+gradChunk, dim)
@@ -247,6 +282,7 @@ func (t *Trainer) Step() Stats {
 			off := t.offsets[p]
 			addScaled(acc, acc, wt, t.Noise.Values[off+lo:off+hi])
 		}
+		t.guide.mix(acc, lo)
 		theta := t.Params[lo:hi]
 		for i, g := range acc {
 			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.

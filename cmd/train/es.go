@@ -36,6 +36,7 @@ func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
 	cfg = es.DefaultConfig()
 	cfg.NoiseSize = o.NoiseSize
 	cfg.Seed, cfg.NoiseSeed, cfg.Workers = o.Seed, o.Seed, o.Workers
+	cfg.Guide = float32(o.Guide)
 	if o.Pop > 0 {
 		cfg.Pop = o.Pop
 	}
@@ -105,8 +106,8 @@ func runES(ctx context.Context, r *Run) error {
 	if cfg.DecayGens > 0 {
 		lr = fmt.Sprintf("%g→%g over %d generations", cfg.LR, cfg.LRFinal, cfg.DecayGens)
 	}
-	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v",
-		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms)
+	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v, guide %g",
+		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms, cfg.Guide)
 	tr, err := es.NewTrainer(cfg, obj, noise, r.Params)
 	if err != nil {
 		return err

@@ -49,6 +49,7 @@ type Options struct {
 	NoiseSize int     `json:"noise_size"` // noise-table entries (float32 values)
 	Fitness   string  `json:"fitness"`    // xent or acc
 	HoldNorms bool    `json:"hold_norms"` // hold each weight matrix at its initial norm
+	Guide     float64 `json:"guide"`      // guided ES: variance share along the surrogate gradient
 	Quiet     bool    `json:"-"`
 	// stopAfter, when positive, acts like Ctrl-C once that many steps are
 	// done: the tests' way to interrupt a run at a known step.
@@ -93,6 +94,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.NoiseSize, "noise-size", es.DefaultConfig().NoiseSize, "es: noise-table size in float32 values (4 bytes each)")
 	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
 	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm")
+	fs.Float64Var(&o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
 }
@@ -240,9 +242,11 @@ func (o *Options) validate() error {
 		return badFlag("-noise-size %d must be positive (float32 values in the noise table)", o.NoiseSize)
 	case o.Fitness != es.FitnessXent && o.Fitness != es.FitnessAcc:
 		return badFlag("-fitness %q: want %s or %s", o.Fitness, es.FitnessXent, es.FitnessAcc)
+	case !(o.Guide >= 0 && o.Guide < 1):
+		return badFlag("-guide %v must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.Guide)
 	}
 	if o.Method != "es" {
-		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms"} {
+		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide"} {
 			if o.Set[name] {
 				return badFlag("-%s applies to -method es only, not %s", name, o.Method)
 			}

@@ -1,0 +1,96 @@
+package es
+
+import "math"
+
+// Guided ES (Maheswaranathan et al., "Guided evolutionary strategies",
+// ICML 2019) with a one-dimensional guiding subspace: each pair's
+// perturbation is
+//
+//	ε_p = √(1−β)·z_p + √(β·n)·ζ_p·û
+//
+// where z_p is the pair's slice of the noise table, ζ_p one standard normal
+// per pair, û the unit surrogate loss gradient at θ on the generation's
+// minibatch, n the dimension and β = Config.Guide. E‖ε‖² = n as in plain
+// ES, a share β of it along û. Fitness is still measured on the exact
+// function, so the update follows the exact function along û and along
+// random directions; the surrogate only says where to look.
+//
+// Every product is rounded to float32 before it is added (no fusion) and
+// every reduction runs in a fixed order, so the bits do not depend on the
+// worker count or the backend.
+
+// guideState is the trainer's per-generation guided-ES state. Its methods
+// are no-ops on a nil receiver, which is plain ES.
+type guideState struct {
+	obj      Guider
+	grad     []float32 // surrogate loss gradient at θ
+	unit     []float32 // û
+	zeta     []float32 // ζ_p of this generation's pairs
+	isoSigma float32   // σ·√(1−β): the isotropic noise's scale
+	isoShare float32   // √(1−β)
+	rootBN   float64   // √(β·n)
+	along    float32   // σ·√(β·n): scale of ζ_p·û in a member
+	alongW   float32   // √(β·n)·Σ_p w_p ζ_p: the û part of the gradient estimate
+}
+
+func newGuideState(obj Guider, dim, pairs int) *guideState {
+	return &guideState{obj: obj, grad: make([]float32, dim), unit: make([]float32, dim), zeta: make([]float32, pairs)}
+}
+
+// begin computes û at params and draws the pairs' ζ_p for generation gen.
+func (g *guideState) begin(params []float32, cfg Config, gen int64) {
+	g.obj.Surrogate(g.grad, params)
+	var ss float64
+	for _, v := range g.grad {
+		ss = float64(float64(v)*float64(v)) + ss
+	}
+	inv := float32(0) // a zero surrogate gradient leaves only the isotropic part
+	if norm := math.Sqrt(ss); norm > 0 && !math.IsInf(norm, 0) {
+		inv = float32(1 / norm)
+	}
+	for i, v := range g.grad {
+		g.unit[i] = float32(v * inv)
+	}
+	for p := range g.zeta {
+		fillGaussian(g.zeta[p:p+1], streamKey(cfg.Seed, tagGuide, uint64(gen), uint64(p)))
+	}
+	beta, n := float64(cfg.Guide), float64(len(params))
+	g.isoShare = float32(math.Sqrt(1 - beta))
+	g.isoSigma = float32(float64(cfg.Sigma) * math.Sqrt(1-beta))
+	g.rootBN = math.Sqrt(beta * n)
+	g.along = float32(float64(cfg.Sigma) * g.rootBN)
+}
+
+// perturb adds sign·σ√(βn)·ζ_p·û to the member s (which already holds
+// θ + sign·σ√(1−β)·z_p).
+func (g *guideState) perturb(s []float32, p int, sign float32) {
+	if g == nil {
+		return
+	}
+	addScaled(s, s, sign*float32(g.along*g.zeta[p]), g.unit)
+}
+
+// weigh computes the û part of the gradient estimate from the pairs' rank
+// weights, in pair order.
+func (g *guideState) weigh(weights []float32) {
+	if g == nil {
+		return
+	}
+	var s float64
+	for p, w := range weights {
+		s = float64(float64(w)*float64(g.zeta[p])) + s
+	}
+	g.alongW = float32(g.rootBN * s)
+}
+
+// mix turns the isotropic sum Σ_p w_p z_p over parameters lo... into the
+// guided estimate Σ_p w_p ε_p.
+func (g *guideState) mix(acc []float32, lo int) {
+	if g == nil {
+		return
+	}
+	u := g.unit[lo : lo+len(acc)]
+	for i, v := range acc {
+		acc[i] = float32(g.isoShare*v) + float32(g.alongW*u[i])
+	}
+}
