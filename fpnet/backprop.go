@@ -284,7 +284,7 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 	loss, correct = SoftmaxCrossEntropyGrad(logits, labels, batch, C, b.gz)
 
 	e := r.ScaleExp
-	up, _ := pow2(e) // 2^ScaleExp, exact on normal and subnormal activations alike
+	up := math.Float32frombits(uint32(e+127) << 23) // 2^ScaleExp, exact on normal and subnormal activations alike
 	theta := float32(ldexp64(1, e-126))
 	tau := float64(b.Cfg.Tau) * ldexp64(1, e-125)
 	flushes := r.ElementEnv.FlushesOutputs() || r.ElementEnv.ZeroesInputs() || r.ProductEnv.FlushesOutputs()

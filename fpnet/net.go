@@ -91,18 +91,18 @@ func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
 		// the same for every row, so it is computed once per call.
 		switch {
 		case l == 0:
-			addBiasScaleRows(ee, act, prod, ly.B(params), batch, ly.FanOut, -e)
+			kernels.BiasAddScale(ee, act, prod, ly.B(params), batch, ly.FanOut, -e)
 			if l == last {
-				scaleInPlace(ee, act, e)
+				kernels.Scale(ee, act, act, e)
 			}
 		case l == last:
 			sb := ws.scaledBias[l]
-			scaleInto(ee, sb, ly.B(params), -e)
-			addBiasScaleRows(ee, act, prod, sb, batch, ly.FanOut, e)
+			kernels.Scale(ee, sb, ly.B(params), -e)
+			kernels.BiasAddScale(ee, act, prod, sb, batch, ly.FanOut, e)
 		default:
 			sb := ws.scaledBias[l]
-			scaleInto(ee, sb, ly.B(params), -e)
-			addBiasRows(ee, act, prod, sb, batch, ly.FanOut)
+			kernels.Scale(ee, sb, ly.B(params), -e)
+			kernels.BiasAdd(ee, act, prod, sb, batch, ly.FanOut)
 		}
 		in = act
 	}

@@ -316,3 +316,12 @@ func TestForwardAllocatesNothing(t *testing.T) {
 		t.Fatalf("Forward allocates %v times per call, want 0", allocs)
 	}
 }
+
+// sameFloat compares results as the numeric contract does: bits, signed
+// zeros included, and NaNs by class.
+func sameFloat(a, b float32) bool {
+	if a != a && b != b {
+		return true
+	}
+	return math.Float32bits(a) == math.Float32bits(b)
+}

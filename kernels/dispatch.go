@@ -21,6 +21,10 @@ type backend struct {
 	// the backend cannot do env natively (the call then goes to the
 	// reference).
 	envMode func(env Env) (mode uint32, ok bool)
+	// The elementwise kernels (elementwise.go), running under the same
+	// control register value; nil: the portable loops serve.
+	biasAdd      func(dst, src, bias *float32, rows, cols int, mode uint32)
+	biasAddScale func(dst, src, bias *float32, rows, cols int, scale float32, mode uint32)
 }
 
 var pureGo = &backend{name: "purego"}
@@ -31,6 +35,15 @@ var active = selectBackend(os.Getenv("UNDERFLOW_BACKEND"))
 func (be *backend) mode(env Env) (uint32, bool) {
 	if be.kern == nil {
 		return 0, true
+	}
+	return be.envMode(env)
+}
+
+// elementwiseMode is mode for the elementwise kernels: ok = false when the
+// backend has none, or cannot do env natively.
+func (be *backend) elementwiseMode(env Env) (uint32, bool) {
+	if be.biasAdd == nil {
+		return 0, false
 	}
 	return be.envMode(env)
 }

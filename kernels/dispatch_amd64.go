@@ -36,8 +36,12 @@ func newAMD64Kernel(tile func() (mr, nr int), kc, mc int, run, runCols kernelFun
 func mxcsrMode(env Env) (uint32, bool) { return env.MXCSR() }
 
 var (
-	avx2Backend   = &backend{name: "avx2", kern: avx2Kernel, envMode: mxcsrMode}
-	avx512Backend = &backend{name: "avx512", kern: avx512Kernel, envMode: mxcsrMode}
+	avx2Backend = &backend{name: "avx2", kern: avx2Kernel, envMode: mxcsrMode,
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX}
+	// The elementwise passes are memory-bound: the ymm kernels serve
+	// AVX-512 too.
+	avx512Backend = &backend{name: "avx512", kern: avx512Kernel, envMode: mxcsrMode,
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX}
 )
 
 // simdBackends lists the SIMD backends this CPU and OS can run, fastest

@@ -57,3 +57,56 @@ func TestProbeRestoresControlRegister(t *testing.T) {
 	}
 	t.Logf("%d probe runs restored the caller's control register", runs)
 }
+
+// TestElementwiseRestoresControlRegister does the same for the elementwise
+// assembly kernels: each caller's value comes back, and the result is the
+// environment's, not the caller's. (The portable loops are plain Go, which
+// like all Go code assumes the ABI's default control register.)
+func TestElementwiseRestoresControlRegister(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer setControlRegister(defaultControlValue)
+	src := make([]float32, 24) // a vector and a tail
+	for i := range src {
+		src[i] = 0x1p-127 // + 0 stays subnormal in IEEE; ·2 is 2^-126
+	}
+	bias := make([]float32, 12)
+	dst := make([]float32, len(src))
+	for _, be := range testBackends() {
+		if be.biasAdd == nil {
+			continue
+		}
+		for _, caller := range callerControlValues {
+			for _, env := range Envs {
+				if _, ok := be.elementwiseMode(env); !ok {
+					continue // the portable loops serve it
+				}
+				for _, scaled := range []bool{false, true} {
+					setControlRegister(caller)
+					withBackend(be, func() {
+						if scaled {
+							BiasAddScale(env, dst, src, bias, 2, 12, 1)
+						} else {
+							BiasAdd(env, dst, src, bias, 2, 12)
+						}
+					})
+					got := controlRegister()
+					setControlRegister(defaultControlValue)
+					if got != caller {
+						t.Fatalf("%s %v: caller's control register %#x came back as %#x", be.name, env, caller, got)
+					}
+					for i, x := range dst {
+						want := Add(env, src[i], 0)
+						if scaled {
+							want = Mul(env, want, 2)
+						}
+						if !SameResult(x, want) {
+							t.Fatalf("%s %v under caller %#x, scaled %v: element %d = %08x, want %08x",
+								be.name, env, caller, scaled, i, math.Float32bits(x), math.Float32bits(want))
+						}
+					}
+				}
+			}
+		}
+	}
+}

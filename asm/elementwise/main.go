@@ -1,0 +1,113 @@
+// Command elementwise generates the amd64 elementwise kernels of package
+// kernels: the bias add, and the bias add followed by a scaling, over the
+// rows of a matrix. They exist because a network layer's elementwise pass
+// is, after the product, the largest cost of a forward pass, and the exact
+// portable Go loop is scalar.
+//
+// They are exact by construction: MXCSR is set to the environment's value on
+// entry and the caller's restored on exit, and each element is one native
+// add (and one native multiply), which is what the environment means on x86.
+// The two roundings stay separate: the sum is rounded (and flushed) before
+// it is scaled. Vectors of 8 are VEX-encoded AVX; the row's tail uses the
+// scalar forms of the same instructions, which honour MXCSR the same way.
+package main
+
+//go:generate go run . -out ../../kernels/elementwise_gen_amd64.s -stubs ../../kernels/elementwise_gen_amd64.go -pkg kernels
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+)
+
+func main() {
+	ConstraintExpr("!purego")
+	genRows("biasAddRowsAVX", false)
+	genRows("biasAddScaleRowsAVX", true)
+	Generate()
+}
+
+// genRows generates name(dst, src, bias *float32, rows, cols int,
+// [scale float32,] mxcsr uint32): for each of rows rows of cols floats,
+// dst[j] = src[j] + bias[j] (times scale), rows stored contiguously.
+func genRows(name string, scaled bool) {
+	sig := "func(dst, src, bias *float32, rows, cols int, mxcsr uint32)"
+	what := "src[j] + bias[j]"
+	if scaled {
+		sig = "func(dst, src, bias *float32, rows, cols int, scale float32, mxcsr uint32)"
+		what = "(src[j] + bias[j]) · scale, the sum rounded first"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s writes, for each of rows consecutive rows of cols floats,", name),
+		fmt.Sprintf("dst[j] = %s, with MXCSR = mxcsr; the", what),
+		"caller's MXCSR is restored before returning. dst may be src.",
+		"Requires rows >= 1 and cols >= 1.",
+	)
+	dst := Load(Param("dst"), GP64())
+	src := Load(Param("src"), GP64())
+	bias := Load(Param("bias"), GP64())
+	rows := Load(Param("rows"), GP64())
+	cols := Load(Param("cols"), GP64())
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	scaleY, scaleX := YMM(), XMM()
+	if scaled {
+		s, err := Param("scale").Resolve()
+		if err != nil {
+			panic(err)
+		}
+		VBROADCASTSS(s.Addr, scaleY)
+		VMOVSS(s.Addr, scaleX)
+	}
+	vecEnd := GP64() // cols rounded down to a multiple of 8
+	MOVQ(cols, vecEnd)
+	ANDQ(I32(-8), vecEnd)
+	saved := AllocLocal(8)
+
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+
+	j := GP64()
+	y := YMM()
+	x := XMM()
+	Label(name + "_row")
+	XORQ(j, j)
+	CMPQ(j, vecEnd)
+	JAE(LabelRef(name + "_tail"))
+	Label(name + "_vec")
+	VMOVUPS(Mem{Base: src, Index: j, Scale: 4}, y)
+	VADDPS(Mem{Base: bias, Index: j, Scale: 4}, y, y) // src + bias: src is the first operand, as in Go's a + b
+	if scaled {
+		VMULPS(scaleY, y, y)
+	}
+	VMOVUPS(y, Mem{Base: dst, Index: j, Scale: 4})
+	ADDQ(Imm(8), j)
+	CMPQ(j, vecEnd)
+	JB(LabelRef(name + "_vec"))
+	Label(name + "_tail")
+	CMPQ(j, cols)
+	JAE(LabelRef(name + "_next"))
+	VMOVSS(Mem{Base: src, Index: j, Scale: 4}, x)
+	VADDSS(Mem{Base: bias, Index: j, Scale: 4}, x, x)
+	if scaled {
+		VMULSS(scaleX, x, x)
+	}
+	VMOVSS(x, Mem{Base: dst, Index: j, Scale: 4})
+	INCQ(j)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_next")
+	LEAQ(Mem{Base: src, Index: cols, Scale: 4}, src)
+	LEAQ(Mem{Base: dst, Index: cols, Scale: 4}, dst)
+	DECQ(rows)
+	JNZ(LabelRef(name + "_row"))
+
+	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
