@@ -25,6 +25,7 @@ type backend struct {
 	// control register value; nil: the portable loops serve.
 	biasAdd      func(dst, src, bias *float32, rows, cols int, mode uint32)
 	biasAddScale func(dst, src, bias *float32, rows, cols int, scale float32, mode uint32)
+	addScaled    func(dst, x, y *float32, n int, s float32, mode uint32)
 }
 
 var pureGo = &backend{name: "purego"}

@@ -74,6 +74,39 @@ func BiasAddScale(env Env, dst, src, bias []float32, rows, cols, e int) {
 	biasAddScaleGo(env, dst, src, bias, rows, cols, e)
 }
 
+// AddScaled writes x + s·y in env to dst, element by element: the product
+// rounded, then the sum, never fused into one FMA. dst may be x or y; x
+// and y must hold len(dst) values. The portable path outside IEEE is the
+// scalar reference (nothing fast needs it).
+func AddScaled(env Env, dst, x, y []float32, s float32) {
+	if !env.Valid() {
+		panic(fmt.Sprintf("kernels.AddScaled: invalid denormal environment %v", env))
+	}
+	if len(x) < len(dst) || len(y) < len(dst) {
+		panic(fmt.Sprintf("kernels.AddScaled: len(dst)=%d, but len(x)=%d and len(y)=%d", len(dst), len(x), len(y)))
+	}
+	if len(dst) == 0 {
+		return
+	}
+	if mode, ok := active.elementwiseMode(env); ok {
+		for lo := 0; lo < len(dst); lo += 4 * elementwiseBlock {
+			hi := min(lo+4*elementwiseBlock, len(dst))
+			active.addScaled(&dst[lo], &x[lo], &y[lo], hi-lo, s, mode)
+		}
+		return
+	}
+	x, y = x[:len(dst)], y[:len(dst)]
+	if env == IEEE {
+		for i := range dst {
+			dst[i] = x[i] + float32(s*y[i])
+		}
+		return
+	}
+	for i := range dst {
+		dst[i] = Add(env, x[i], Mul(env, s, y[i]))
+	}
+}
+
 // Scale writes src·2^e in env to dst (which may alias src); -126 <= e <= 127.
 // It is not vectorised: the network scales bias vectors with it, not
 // activations.

@@ -19,3 +19,10 @@ func biasAddRowsAVX(dst *float32, src *float32, bias *float32, rows int, cols in
 //
 //go:noescape
 func biasAddScaleRowsAVX(dst *float32, src *float32, bias *float32, rows int, cols int, scale float32, mxcsr uint32)
+
+// addScaledAVX writes dst[i] = x[i] + s·y[i] for i < n, the product rounded
+// before the add, with MXCSR = mxcsr; the caller's MXCSR is restored
+// before returning. dst may be x or y. Requires n >= 1.
+//
+//go:noescape
+func addScaledAVX(dst *float32, x *float32, y *float32, n int, s float32, mxcsr uint32)

@@ -99,3 +99,46 @@ biasAddScaleRowsAVX_next:
 	LDMXCSR (SP)
 	VZEROUPPER
 	RET
+
+// func addScaledAVX(dst *float32, x *float32, y *float32, n int, s float32, mxcsr uint32)
+// Requires: AVX, SSE
+TEXT ·addScaledAVX(SB), NOSPLIT, $8-40
+	MOVQ         dst+0(FP), AX
+	MOVQ         x+8(FP), CX
+	MOVQ         y+16(FP), DX
+	MOVQ         n+24(FP), BX
+	VBROADCASTSS s+32(FP), Y0
+	VMOVSS       s+32(FP), X1
+	MOVQ         BX, SI
+	ANDQ         $-8, SI
+
+	// Enter the environment's denormal mode; the caller's is restored on exit.
+	STMXCSR (SP)
+	LDMXCSR mxcsr+36(FP)
+	XORQ    DI, DI
+	CMPQ    DI, SI
+	JAE     addScaledAVX_tail
+
+addScaledAVX_vec:
+	VMULPS  (DX)(DI*4), Y0, Y2
+	VMOVUPS (CX)(DI*4), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (AX)(DI*4)
+	ADDQ    $0x08, DI
+	CMPQ    DI, SI
+	JB      addScaledAVX_vec
+
+addScaledAVX_tail:
+	CMPQ   DI, BX
+	JAE    addScaledAVX_done
+	VMULSS (DX)(DI*4), X1, X0
+	VMOVSS (CX)(DI*4), X2
+	VADDSS X0, X2, X0
+	VMOVSS X0, (AX)(DI*4)
+	INCQ   DI
+	JMP    addScaledAVX_tail
+
+addScaledAVX_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET

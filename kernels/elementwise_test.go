@@ -123,6 +123,40 @@ func TestBiasAddMatchesReference(t *testing.T) {
 	}
 }
 
+func TestAddScaledMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	vals := elementwiseOperands(r, 3000)
+	for _, n := range []int{len(vals), 1, 7, 9, 23} {
+		x := vals[:n]
+		y := make([]float32, n)
+		for i := range y {
+			y[i] = vals[(i*131+7)%len(vals)]
+		}
+		dst := make([]float32, n)
+		for _, be := range testBackends() {
+			for _, env := range Envs {
+				for _, s := range []float32{0.01, -0x1p-100, 0x1p-126, 3, -1, 0, 0x1p+100} {
+					withBackend(be, func() { AddScaled(env, dst, x, y, s) })
+					for i, got := range dst {
+						if want := Add(env, x[i], Mul(env, s, y[i])); !sameBits(got, want) {
+							t.Fatalf("%s %v n=%d: %#08x + %#08x·%#08x = %#08x, reference %#08x", be.name, env, n,
+								math.Float32bits(x[i]), math.Float32bits(s), math.Float32bits(y[i]), math.Float32bits(got), math.Float32bits(want))
+						}
+					}
+				}
+				// In place on x, as ES accumulates.
+				acc := append([]float32(nil), x...)
+				withBackend(be, func() { AddScaled(env, acc, acc, y, 0.5) })
+				for i, got := range acc {
+					if want := Add(env, x[i], Mul(env, 0.5, y[i])); !sameBits(got, want) {
+						t.Fatalf("%s %v n=%d: in place, element %d = %#08x, reference %#08x", be.name, env, n, i, math.Float32bits(got), math.Float32bits(want))
+					}
+				}
+			}
+		}
+	}
+}
+
 // markServed records that be ran natively in env, for
 // UNDERFLOW_REQUIRE_BACKEND.
 func markServed(be *backend, env Env) {
@@ -206,4 +240,6 @@ func TestElementwisePanicsOnShortSlices(t *testing.T) {
 	mustPanic("bad exponent", func() { BiasAddScale(IEEE, s, s, s, 2, 5, 128) })
 	mustPanic("bad env", func() { BiasAdd(Env(99), s, s, s, 2, 5) })
 	mustPanic("short scale dst", func() { Scale(IEEE, s[:9], s, 1) })
+	mustPanic("short x", func() { AddScaled(IEEE, s, s[:9], s, 1) })
+	mustPanic("short y", func() { AddScaled(IEEE, s, s, s[:9], 1) })
 }

@@ -81,28 +81,31 @@ func TestElementwiseRestoresControlRegister(t *testing.T) {
 				if _, ok := be.elementwiseMode(env); !ok {
 					continue // the portable loops serve it
 				}
-				for _, scaled := range []bool{false, true} {
+				for _, op := range []string{"BiasAdd", "BiasAddScale", "AddScaled"} {
 					setControlRegister(caller)
 					withBackend(be, func() {
-						if scaled {
-							BiasAddScale(env, dst, src, bias, 2, 12, 1)
-						} else {
+						switch op {
+						case "BiasAdd":
 							BiasAdd(env, dst, src, bias, 2, 12)
+						case "BiasAddScale":
+							BiasAddScale(env, dst, src, bias, 2, 12, 1)
+						default:
+							AddScaled(env, dst, src, src, 0) // x + 0·x
 						}
 					})
 					got := controlRegister()
 					setControlRegister(defaultControlValue)
 					if got != caller {
-						t.Fatalf("%s %v: caller's control register %#x came back as %#x", be.name, env, caller, got)
+						t.Fatalf("%s %v %s: caller's control register %#x came back as %#x", be.name, env, op, caller, got)
 					}
 					for i, x := range dst {
 						want := Add(env, src[i], 0)
-						if scaled {
+						if op == "BiasAddScale" {
 							want = Mul(env, want, 2)
 						}
 						if !SameResult(x, want) {
-							t.Fatalf("%s %v under caller %#x, scaled %v: element %d = %08x, want %08x",
-								be.name, env, caller, scaled, i, math.Float32bits(x), math.Float32bits(want))
+							t.Fatalf("%s %v %s under caller %#x: element %d = %08x, want %08x",
+								be.name, env, op, caller, i, math.Float32bits(x), math.Float32bits(want))
 						}
 					}
 				}

@@ -4,6 +4,9 @@
 // is, after the product, the largest cost of a forward pass, and the exact
 // portable Go loop is scalar.
 //
+// The third kernel, x + s·y with two roundings, perturbs parameters and
+// accumulates noise in evolution strategies.
+//
 // They are exact by construction: MXCSR is set to the environment's value on
 // entry and the caller's restored on exit, and each element is one native
 // add (and one native multiply), which is what the environment means on x86.
@@ -25,6 +28,7 @@ func main() {
 	ConstraintExpr("!purego")
 	genRows("biasAddRowsAVX", false)
 	genRows("biasAddScaleRowsAVX", true)
+	genAddScaled("addScaledAVX")
 	Generate()
 }
 
@@ -106,6 +110,70 @@ func genRows(name string, scaled bool) {
 	LEAQ(Mem{Base: dst, Index: cols, Scale: 4}, dst)
 	DECQ(rows)
 	JNZ(LabelRef(name + "_row"))
+
+	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
+
+// genAddScaled generates name(dst, x, y *float32, n int, s float32,
+// mxcsr uint32): dst[i] = x[i] + s·y[i] for i < n, the product rounded
+// before the add (never fused).
+func genAddScaled(name string) {
+	TEXT(name, NOSPLIT, "func(dst, x, y *float32, n int, s float32, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s writes dst[i] = x[i] + s·y[i] for i < n, the product rounded", name),
+		"before the add, with MXCSR = mxcsr; the caller's MXCSR is restored",
+		"before returning. dst may be x or y. Requires n >= 1.",
+	)
+	dst := Load(Param("dst"), GP64())
+	x := Load(Param("x"), GP64())
+	y := Load(Param("y"), GP64())
+	n := Load(Param("n"), GP64())
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	sp, err := Param("s").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	sY, sX := YMM(), XMM()
+	VBROADCASTSS(sp.Addr, sY)
+	VMOVSS(sp.Addr, sX)
+	vecEnd := GP64()
+	MOVQ(n, vecEnd)
+	ANDQ(I32(-8), vecEnd)
+	saved := AllocLocal(8)
+
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+
+	i := GP64()
+	XORQ(i, i)
+	p, q, xv, xs := YMM(), XMM(), YMM(), XMM()
+	CMPQ(i, vecEnd)
+	JAE(LabelRef(name + "_tail"))
+	Label(name + "_vec")
+	VMULPS(Mem{Base: y, Index: i, Scale: 4}, sY, p) // s·y: s is the first operand, as in Go's s*y
+	VMOVUPS(Mem{Base: x, Index: i, Scale: 4}, xv)
+	VADDPS(p, xv, p) // x + s·y: x is the first operand, as in Go
+	VMOVUPS(p, Mem{Base: dst, Index: i, Scale: 4})
+	ADDQ(Imm(8), i)
+	CMPQ(i, vecEnd)
+	JB(LabelRef(name + "_vec"))
+	Label(name + "_tail")
+	CMPQ(i, n)
+	JAE(LabelRef(name + "_done"))
+	VMULSS(Mem{Base: y, Index: i, Scale: 4}, sX, q)
+	VMOVSS(Mem{Base: x, Index: i, Scale: 4}, xs)
+	VADDSS(q, xs, q)
+	VMOVSS(q, Mem{Base: dst, Index: i, Scale: 4})
+	INCQ(i)
+	JMP(LabelRef(name + "_tail"))
+	Label(name + "_done")
 
 	LDMXCSR(saved)
 	VZEROUPPER()
