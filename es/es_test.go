@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // quadratic is a toy objective: maximise −Σ c_g·(θ_i − target_i)² over a
@@ -54,6 +56,30 @@ func paramsHash(p []float32) string {
 	h := sha256.New()
 	binary.Write(h, binary.LittleEndian, p)
 	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// checkSameBits runs gens generations of the trainer that newTrainer builds
+// for each worker count, checks that every count ends with the same
+// parameters, and that they hash to golden.
+func checkSameBits(t *testing.T, workers []int, gens int, golden string, newTrainer func(workers int) *Trainer) {
+	t.Helper()
+	var first string
+	for _, w := range workers {
+		tr := newTrainer(w)
+		for i := 0; i < gens; i++ {
+			tr.Step()
+		}
+		h := paramsHash(tr.Params)
+		if first == "" {
+			first = h
+		} else if h != first {
+			t.Fatalf("%d workers give %s, %d worker(s) %s", w, h, workers[0], first)
+		}
+	}
+	t.Logf("backend %s: params SHA-256 %s", kernels.Backend(), first)
+	if first != golden {
+		t.Fatalf("backend %s: params SHA-256 %s, golden %s", kernels.Backend(), first, golden)
+	}
 }
 
 func toyConfig(workers int) Config {
@@ -197,22 +223,9 @@ func TestTrainerImprovesToyObjective(t *testing.T) {
 const goldenToyParamsSHA256 = "68b242cad872065efcfa69c9dde223cc3dfb8c7b641705d5f661b3a266176672"
 
 func TestTrainerSameBitsForAnyWorkerCount(t *testing.T) {
-	var first string
-	for _, w := range []int{1, 2, 3, 8} {
-		tr := newToyTrainer(t, toyConfig(w), 9000) // 3 gradient chunks, the last partial
-		for i := 0; i < 20; i++ {
-			tr.Step()
-		}
-		h := paramsHash(tr.Params)
-		if first == "" {
-			first = h
-		} else if h != first {
-			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
-		}
-	}
-	if first != goldenToyParamsSHA256 {
-		t.Fatalf("params SHA-256 %s, golden %s", first, goldenToyParamsSHA256)
-	}
+	checkSameBits(t, []int{1, 2, 3, 8}, 20, goldenToyParamsSHA256, func(w int) *Trainer {
+		return newToyTrainer(t, toyConfig(w), 9000) // 3 gradient chunks, the last partial
+	})
 }
 
 func TestCheckpointResumeIsExact(t *testing.T) {
@@ -363,24 +376,11 @@ func TestGuidedESFollowsTheSurrogate(t *testing.T) {
 const goldenGuidedToySHA256 = "02863fe1cdb839668cadc9d18846af47c899a164b65ab0c1ad1bed3934251aa0"
 
 func TestGuidedTrainerSameBitsForAnyWorkerCount(t *testing.T) {
-	var first string
-	for _, w := range []int{1, 2, 3} {
+	checkSameBits(t, []int{1, 2, 3}, 20, goldenGuidedToySHA256, func(w int) *Trainer {
 		cfg := toyConfig(w)
 		cfg.Guide = 0.5
-		tr := newGuidedToyTrainer(t, cfg, 9000)
-		for i := 0; i < 20; i++ {
-			tr.Step()
-		}
-		h := paramsHash(tr.Params)
-		if first == "" {
-			first = h
-		} else if h != first {
-			t.Fatalf("%d workers give %s, 1 worker %s", w, h, first)
-		}
-	}
-	if first != goldenGuidedToySHA256 {
-		t.Fatalf("params SHA-256 %s, golden %s", first, goldenGuidedToySHA256)
-	}
+		return newGuidedToyTrainer(t, cfg, 9000)
+	})
 }
 
 func TestGuideNeedsAGuider(t *testing.T) {
