@@ -69,27 +69,37 @@ var backendNames = []string{"purego", "avx2", "avx512", "neon"}
 
 func availableBackends() []*backend { return append(simdBackends(), pureGo) }
 
+// selectBackend is the start-up choice: the fastest available backend, or
+// the one UNDERFLOW_BACKEND names; a name this machine cannot serve panics.
 func selectBackend(name string) *backend {
-	avail := availableBackends()
 	if name == "" {
-		return avail[0]
+		return availableBackends()[0]
 	}
+	be, err := findBackend(name)
+	if err != nil {
+		panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q: %v", name, err))
+	}
+	return be
+}
+
+// findBackend returns the named backend, or an error that says whether the
+// name is not a backend at all or one this machine cannot run.
+func findBackend(name string) (*backend, error) {
+	avail := availableBackends()
 	var names []string
 	for _, be := range avail {
 		if be.name == name {
-			return be
+			return be, nil
 		}
 		names = append(names, be.name)
 	}
-	known := false
 	for _, n := range backendNames {
-		known = known || n == name
+		if n == name {
+			return nil, fmt.Errorf("backend %q cannot run on this machine (%s/%s); available here: %s",
+				name, runtime.GOOS, runtime.GOARCH, strings.Join(names, ", "))
+		}
 	}
-	if !known {
-		panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q is not a backend (want one of %s)", name, strings.Join(backendNames, ", ")))
-	}
-	panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q cannot run on this machine (%s/%s); available here: %s",
-		name, runtime.GOOS, runtime.GOARCH, strings.Join(names, ", ")))
+	return nil, fmt.Errorf("%q is not a backend (want one of %s)", name, strings.Join(backendNames, ", "))
 }
 
 // Backend names the backend that serves calls now: "purego", "avx2",
@@ -122,12 +132,10 @@ func AvailableBackends() []string {
 // UNDERFLOW_BACKEND does at start-up; benchmarks and tools use it to compare
 // backends in one run. It must not race with products in flight.
 func SetBackend(name string) error {
-	for _, be := range availableBackends() {
-		if be.name == name {
-			active = be
-			return nil
-		}
+	be, err := findBackend(name)
+	if err != nil {
+		return fmt.Errorf("kernels: %v", err)
 	}
-	return fmt.Errorf("kernels: backend %q is not available on this machine (%s/%s); available: %s",
-		name, runtime.GOOS, runtime.GOARCH, strings.Join(AvailableBackends(), ", "))
+	active = be
+	return nil
 }
