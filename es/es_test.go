@@ -394,3 +394,43 @@ func TestGuideNeedsAGuider(t *testing.T) {
 		t.Fatal("guide share accepted with an objective that has no surrogate gradient")
 	}
 }
+
+// Estimate changes no state, and on the toy objective its direction agrees
+// with the exact gradient, more closely with a larger population.
+func TestEstimateIsADiagnostic(t *testing.T) {
+	const dim = 3000
+	cosAt := func(pop int) float64 {
+		cfg := toyConfig(2)
+		cfg.Pop = pop
+		tr := newGuidedToyTrainer(t, cfg, dim) // plain ES; the Guider only supplies the exact gradient
+		before := paramsHash(tr.Params)
+		est := make([]float32, dim)
+		tr.Estimate(est)
+		if tr.Gen != 0 || tr.Opt.T != 0 || paramsHash(tr.Params) != before {
+			t.Fatal("Estimate changed the trainer's state")
+		}
+		exact := make([]float32, dim)
+		tr.Obj.(Guider).Surrogate(exact, tr.Params)
+		var dot, ne, nx float64
+		for i := range est {
+			dot += float64(est[i]) * float64(exact[i])
+			ne += float64(est[i]) * float64(est[i])
+			nx += float64(exact[i]) * float64(exact[i])
+		}
+		return dot / math.Sqrt(ne*nx)
+	}
+	small, large := cosAt(16), cosAt(1000)
+	t.Logf("cosine with the exact gradient: pop 16 %.3f, pop 1000 %.3f", small, large)
+	if !(large > 0.3 && large > small) {
+		t.Fatalf("cosine with the exact gradient: pop 16 %.3f, pop 1000 %.3f", small, large)
+	}
+
+	// A Step after an Estimate is the Step without it.
+	a, b := newToyTrainer(t, toyConfig(1), dim), newToyTrainer(t, toyConfig(1), dim)
+	a.Estimate(make([]float32, dim))
+	a.Step()
+	b.Step()
+	if paramsHash(a.Params) != paramsHash(b.Params) {
+		t.Fatal("an Estimate changed the next Step")
+	}
+}

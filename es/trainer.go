@@ -227,8 +227,60 @@ func (t *Trainer) parallel(n int, job func(w, i int)) {
 // Adam step with L2 decay.
 func (t *Trainer) Step() Stats {
 	cfg, dim := t.Cfg, len(t.Params)
+	st := t.evaluate(t.Gen)
+
+	// Update, chunk by chunk: each parameter's gradient sums the pairs in
+	// index order, whoever computes the chunk, then Adam steps the chunk.
+	t.Opt.LR = cfg.LRAt(t.Gen)
+	a := t.Opt.stepSize(t.Opt.T + 1)
+	invPop := 1 / float32(cfg.Pop)
+	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
+		lo := c * gradChunk
+		hi := min(lo+gradChunk, dim)
+		acc := t.accs[w][:hi-lo]
+		t.weightedNoise(acc, lo)
+		theta := t.Params[lo:hi]
+		for i, g := range acc {
+			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
+			acc[i] = float32(cfg.L2*theta[i]) - float32(g*invPop)
+		}
+		t.Opt.update(a, t.Params, acc, lo, hi)
+	})
+	if p, ok := t.Obj.(Projector); ok {
+		p.Project(t.Params)
+	}
+	t.Opt.T++
+	t.Gen++
+	st.Gen = t.Gen
+	return st
+}
+
+// Estimate writes to dst the loss-gradient estimate that Step would take
+// now, −(rank-weighted noise)/pop without the L2 term, and changes no
+// state: a diagnostic of how much signal a generation carries.
+func (t *Trainer) Estimate(dst []float32) Stats {
+	dim := len(t.Params)
+	if len(dst) != dim {
+		panic(fmt.Sprintf("es: Estimate into %d values, %d parameters", len(dst), dim))
+	}
+	st := t.evaluate(t.Gen)
+	invPop := 1 / float32(t.Cfg.Pop)
+	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
+		lo := c * gradChunk
+		g := dst[lo:min(lo+gradChunk, dim)]
+		t.weightedNoise(g, lo)
+		for i, v := range g {
+			g[i] = -float32(v * invPop)
+		}
+	})
+	return st
+}
+
+// evaluate scores generation gen's population θ ± σε_p and θ itself, and
+// turns the fitness into the pairs' rank weights.
+func (t *Trainer) evaluate(gen int64) Stats {
+	cfg, dim := t.Cfg, len(t.Params)
 	pairs := cfg.Pop / 2
-	gen := t.Gen
 	t.Obj.Begin(gen)
 	for p := range t.offsets {
 		t.offsets[p] = t.Noise.Offset(cfg.Seed, gen, p, dim)
@@ -239,8 +291,8 @@ func (t *Trainer) Step() Stats {
 		iso = t.guide.isoSigma
 	}
 
-	// Evaluation: job p < pairs is pair p (both signs on one worker, so the
-	// noise slice is still in cache for the second); job pairs is θ.
+	// Job p < pairs is pair p (both signs on one worker, so the noise slice
+	// is still in cache for the second); job pairs is θ.
 	var center Score
 	t.parallel(pairs+1, func(w, p int) {
 		ev := t.evals[w]
@@ -262,45 +314,28 @@ func (t *Trainer) Step() Stats {
 	for p := range t.weights {
 		t.weights[p] = float32(ranks[2*p] - ranks[2*p+1])
 	}
-
-	// Update, chunk by chunk: each parameter's gradient sums the pairs in
-	// index order, whoever computes the chunk, then Adam steps the chunk.
-	t.Opt.LR = cfg.LRAt(gen)
-	a := t.Opt.stepSize(t.Opt.T + 1)
-	invPop := 1 / float32(cfg.Pop)
-	chunks := (dim + gradChunk - 1) / gradChunk
 	t.guide.weigh(t.weights)
-	t.parallel(chunks, func(w, c int) {
-		lo := c * gradChunk
-		hi := min(lo+gradChunk, dim)
-		acc := t.accs[w][:hi-lo]
-		clear(acc)
-		for p, wt := range t.weights {
-			if wt == 0 { // adds only zeros; skipping it changes no bit
-				continue
-			}
-			off := t.offsets[p]
-			addScaled(acc, acc, wt, t.Noise.Values[off+lo:off+hi])
-		}
-		t.guide.mix(acc, lo)
-		theta := t.Params[lo:hi]
-		for i, g := range acc {
-			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
-			acc[i] = float32(cfg.L2*theta[i]) - float32(g*invPop)
-		}
-		t.Opt.update(a, t.Params, acc, lo, hi)
-	})
-	if p, ok := t.Obj.(Projector); ok {
-		p.Project(t.Params)
-	}
-	t.Opt.T++
-	t.Gen++
 
-	st := Stats{Gen: t.Gen, Center: center, Evaluations: cfg.Pop + 1, BestFitness: math.Inf(-1)}
+	st := Stats{Gen: gen, Center: center, Evaluations: cfg.Pop + 1, BestFitness: math.Inf(-1)}
 	for _, f := range t.fitness {
 		st.MeanFitness += f
 		st.BestFitness = max(st.BestFitness, f)
 	}
 	st.MeanFitness /= float64(cfg.Pop)
 	return st
+}
+
+// weightedNoise writes Σ_p w_p ε_p over parameters lo... to acc, summing the
+// pairs in index order whoever computes it (the same bits for any worker).
+func (t *Trainer) weightedNoise(acc []float32, lo int) {
+	hi := lo + len(acc)
+	clear(acc)
+	for p, wt := range t.weights {
+		if wt == 0 { // adds only zeros; skipping it changes no bit
+			continue
+		}
+		off := t.offsets[p]
+		addScaled(acc, acc, wt, t.Noise.Values[off+lo:off+hi])
+	}
+	t.guide.mix(acc, lo)
 }

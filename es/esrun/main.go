@@ -6,6 +6,15 @@
 // -hold-norms, -decay-gens, -init-scale) but writes no run folder.
 //
 //	go run ./es/esrun -pop 200 -budget 20m -eval-every 3m -hold-norms
+//
+// With -diag POPS it trains nothing: at the starting parameters (-init, or
+// the article's initialisation) it measures how much signal one ES
+// generation carries. For each population in the comma-separated list, on
+// -diag-batches minibatches, it takes two gradient estimates from
+// independent noise on the same minibatch and prints their cosine, and
+// each one's cosine with backprop-ftz's surrogate gradient.
+//
+//	go run ./es/esrun -diag 200,1000,4000 -init model.safetensors
 package main
 
 import (
@@ -13,7 +22,10 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
@@ -40,7 +52,11 @@ func main() {
 	hold := flag.Bool("hold-norms", false, "")
 	lrFinal := flag.Float64("lr-final", -1, "")
 	decay := flag.Int64("decay-gens", 0, "")
+	guide := flag.Float64("guide", 0, "")
+	diag := flag.String("diag", "", "populations to measure the gradient estimate's signal at (no training)")
+	diagBatches := flag.Int("diag-batches", 3, "")
 	flag.Parse()
+	cfg.Guide = float32(*guide)
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.L2, cfg.Workers, cfg.NoiseSize, cfg.Seed = *pop, float32(*sigma), float32(*lr), float32(*l2), *workers, *noiseSize, *seed
 	train, test, err := fpnet.LoadMNIST("")
 	if err != nil {
@@ -76,6 +92,10 @@ func main() {
 	noise, err := es.NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
 	if err != nil {
 		log.Fatal(err)
+	}
+	if *diag != "" {
+		diagnose(cfg, obj, noise, params, *diag, *diagBatches)
+		return
 	}
 	tr, err := es.NewTrainer(cfg, obj, noise, params)
 	if err != nil {
@@ -136,3 +156,51 @@ func main() {
 		}
 	}
 }
+
+// diagnose prints, per population and minibatch, the cosine between two ES
+// gradient estimates from independent noise (their shared direction: near
+// 0 means the estimate is mostly noise) and each estimate's cosine with
+// the surrogate gradient.
+func diagnose(cfg es.Config, obj *es.NetObjective, noise *es.NoiseTable, params []float32, pops string, batches int) {
+	enc := json.NewEncoder(os.Stdout)
+	dim := len(params)
+	sur := make([]float32, dim)
+	e1, e2 := make([]float32, dim), make([]float32, dim)
+	for _, f := range strings.Split(pops, ",") {
+		pop, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			log.Fatalf("-diag %q: %v", pops, err)
+		}
+		for b := 0; b < batches; b++ {
+			t0 := time.Now()
+			estimate := func(dst []float32, seed uint64) {
+				c := cfg
+				c.Pop, c.Seed = pop, seed
+				tr, err := es.NewTrainer(c, obj, noise, params)
+				if err != nil {
+					log.Fatal(err)
+				}
+				tr.Gen = int64(b) // minibatch b, the same for both seeds
+				tr.Estimate(dst)
+			}
+			estimate(e1, 1000+uint64(b))
+			estimate(e2, 2000+uint64(b))
+			obj.Surrogate(sur, params) // on minibatch b: Estimate left it in place
+			enc.Encode(map[string]any{"pop": pop, "batch_index": b,
+				"cos_estimates": round3(cosine(e1, e2)), "cos_surrogate": []float64{round3(cosine(e1, sur)), round3(cosine(e2, sur))},
+				"seconds": round3(time.Since(t0).Seconds())})
+		}
+	}
+}
+
+func cosine(a, b []float32) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
