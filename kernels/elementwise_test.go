@@ -243,3 +243,44 @@ func TestElementwisePanicsOnShortSlices(t *testing.T) {
 	mustPanic("short x", func() { AddScaled(IEEE, s, s[:9], s, 1) })
 	mustPanic("short y", func() { AddScaled(IEEE, s, s, s[:9], 1) })
 }
+
+// FuzzElementwise: one row value, one bias, one factor and an exponent,
+// in a row of 9 (a vector and a tail), through every backend's BiasAdd,
+// BiasAddScale and AddScaled against the scalar reference.
+func FuzzElementwise(f *testing.F) {
+	f.Add(uint32(0x00400000), uint32(0x80000001), uint32(0x3c23d70a), int8(-125), uint8(3))
+	f.Add(uint32(0x3f000000), uint32(0xbf000001), uint32(0x80000000), int8(-126), uint8(1))
+	f.Add(uint32(0x7fc00000), uint32(0xff800000), uint32(0x00800000), int8(127), uint8(4))
+	f.Fuzz(func(t *testing.T, xb, bb, sb uint32, e int8, envIdx uint8) {
+		env := Envs[int(envIdx)%len(Envs)]
+		x, b, s := f32(xb), f32(bb), f32(sb)
+		exp := max(-126, int(e))
+		const n = 9
+		src, bias, y := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range src { // the fuzzed values, and neighbours in the tail
+			src[i], bias[i], y[i] = f32(xb+uint32(i)), f32(bb-uint32(i)), f32(sb^uint32(i))
+		}
+		src[n-1], bias[n-1], y[n-1] = x, b, s
+		dst := make([]float32, n)
+		for _, be := range testBackends() {
+			withBackend(be, func() { BiasAdd(env, dst, src, bias, 1, n) })
+			for i := range dst {
+				if want := Add(env, src[i], bias[i]); !sameBits(dst[i], want) {
+					t.Fatalf("%s %v BiasAdd %#08x + %#08x = %#08x, reference %#08x", be.name, env, math.Float32bits(src[i]), math.Float32bits(bias[i]), math.Float32bits(dst[i]), math.Float32bits(want))
+				}
+			}
+			withBackend(be, func() { BiasAddScale(env, dst, src, bias, 1, n, exp) })
+			for i := range dst {
+				if want := Mul(env, Add(env, src[i], bias[i]), pow2(exp)); !sameBits(dst[i], want) {
+					t.Fatalf("%s %v BiasAddScale (%#08x + %#08x)·2^%d = %#08x, reference %#08x", be.name, env, math.Float32bits(src[i]), math.Float32bits(bias[i]), exp, math.Float32bits(dst[i]), math.Float32bits(want))
+				}
+			}
+			withBackend(be, func() { AddScaled(env, dst, src, y, s) })
+			for i := range dst {
+				if want := Add(env, src[i], Mul(env, s, y[i])); !sameBits(dst[i], want) {
+					t.Fatalf("%s %v AddScaled %#08x + %#08x·%#08x = %#08x, reference %#08x", be.name, env, math.Float32bits(src[i]), math.Float32bits(s), math.Float32bits(y[i]), math.Float32bits(dst[i]), math.Float32bits(want))
+				}
+			}
+		}
+	})
+}
