@@ -22,6 +22,30 @@ const esCheckpoint = "es-checkpoint.bin"
 // esDefaultBatch is the ES minibatch when -batch is not given.
 const esDefaultBatch = 100
 
+// The measured ES recipe (es/README.md): each weight matrix held at its
+// initial norm, and the learning rate falling linearly from -lr to
+// esDefaultLRFinal over esDefaultGenerations generations.
+const (
+	esDefaultGenerations = 6000
+	esDefaultLRFinal     = 0.0003
+)
+
+// resolveESDefaults writes the ES defaults that flags left open into the
+// options, and so into options.json: a resumed run keeps what it started
+// with, whatever the defaults become. -hold-norms=false turns the norms
+// off; -lr-final equal to -lr keeps the rate constant.
+func (o *Options) resolveESDefaults() {
+	if !o.Set["hold-norms"] {
+		o.HoldNorms = true
+	}
+	if !o.Set["generations"] {
+		o.Generations = esDefaultGenerations
+	}
+	if !o.Set["lr-final"] {
+		o.LRFinal = esDefaultLRFinal
+	}
+}
+
 // esRunConfig is the ES run's whole configuration, as summary.json's
 // "config" shows it: es.Config and the objective's settings.
 type esRunConfig struct {

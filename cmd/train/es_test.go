@@ -160,11 +160,18 @@ func TestESFlagsMapToSettings(t *testing.T) {
 	cfg, batch, fitness := esSettings(parse())
 	want := es.DefaultConfig()
 	want.Workers = cfg.Workers
+	want.LRFinal, want.DecayGens = esDefaultLRFinal, esDefaultGenerations
 	if cfg != want || batch != esDefaultBatch || fitness != es.FitnessXent {
 		t.Errorf("defaults: %+v batch %d fitness %s; want %+v batch %d xent", cfg, batch, fitness, want, esDefaultBatch)
 	}
-	if o := parse(); o.HoldNorms {
-		t.Error("-hold-norms is on by default")
+	if o := parse(); !o.HoldNorms || o.Generations != esDefaultGenerations {
+		t.Errorf("defaults: hold norms %v, %d generations; want true, %d", o.HoldNorms, o.Generations, esDefaultGenerations)
+	}
+	if o := parse("-hold-norms=false", "-lr", "0.002", "-lr-final", "0.002"); o.HoldNorms || o.LRFinal != 0.002 {
+		t.Errorf("-hold-norms=false -lr-final 0.002: hold norms %v, final lr %v", o.HoldNorms, o.LRFinal)
+	}
+	if o, err := parseOptions([]string{"-method", "backprop"}, io.Discard); err != nil || o.HoldNorms || o.Generations != 0 {
+		t.Errorf("backprop: the ES defaults leaked (hold norms %v, generations %d, %v)", o.HoldNorms, o.Generations, err)
 	}
 	o := parse("-l2", "0.02", "-noise-size", "1048576", "-fitness", "acc", "-hold-norms")
 	cfg, _, fitness = esSettings(o)

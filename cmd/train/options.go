@@ -71,7 +71,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Arch, "arch", fpnet.DefaultArch.String(), "layer sizes")
 	fs.Uint64Var(&o.Seed, "seed", 1, "random seed (initialisation, minibatch order, noise)")
 	fs.DurationVar(&o.Budget, "budget", 0, "wall-clock budget, e.g. 10m (0: none; training stops early and reports)")
-	fs.IntVar(&o.Generations, "generations", 0, "ES generations (0: method default)")
+	fs.IntVar(&o.Generations, "generations", 0, fmt.Sprintf("es: generations to run, and the horizon of the learning-rate decay (es default %d)", esDefaultGenerations))
 	fs.IntVar(&o.Epochs, "epochs", 0, "backprop epochs (0: method default)")
 	fs.IntVar(&o.Pop, "pop", 0, "ES population size (0: method default)")
 	fs.Float64Var(&o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
@@ -89,11 +89,11 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
 	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
-	fs.Float64Var(&o.LRFinal, "lr-final", -1, "backprop: learning rate at the end of the cosine schedule (-1: default)")
+	fs.Float64Var(&o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
 	fs.Float64Var(&o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
 	fs.IntVar(&o.NoiseSize, "noise-size", es.DefaultConfig().NoiseSize, "es: noise-table size in float32 values (4 bytes each)")
 	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
-	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm")
+	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm (es default on; -hold-norms=false turns it off)")
 	fs.Float64Var(&o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
@@ -121,6 +121,9 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	}
 	o.Set = map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { o.Set[f.Name] = true })
+	if o.Resume == "" && o.Method == "es" {
+		o.resolveESDefaults()
+	}
 	if o.Resume != "" {
 		if err := o.adoptResumed(); err != nil {
 			return nil, err
