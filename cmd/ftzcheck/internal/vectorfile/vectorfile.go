@@ -11,14 +11,16 @@ package vectorfile
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
 // Case is one line of a vector file.
@@ -159,31 +161,13 @@ func Write(w io.Writer, header []string, cases []Case) error {
 	return bw.Flush()
 }
 
-// WriteFile writes the file atomically: a temporary file in the same
-// directory, synced, then renamed over path, so that a reader never sees a
-// half-written file.
-func WriteFile(path string, header []string, cases []Case) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+// WriteFile writes the file atomically (fpnet.WriteFileAtomic: a temporary
+// file in the same directory, synced, renamed over path), so that a reader
+// never sees a half-written file.
+func WriteFile(path string, header []string, cases []Case) error {
+	var buf bytes.Buffer
+	if err := Write(&buf, header, cases); err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = Write(tmp, header, cases); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil { // CreateTemp makes it 0600
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fpnet.WriteFileAtomic(path, buf.Bytes())
 }
