@@ -232,7 +232,7 @@ func (t *Trainer) Step() Stats {
 	// Update, chunk by chunk: each parameter's gradient sums the pairs in
 	// index order, whoever computes the chunk, then Adam steps the chunk.
 	t.Opt.LR = cfg.LRAt(t.Gen)
-	a := t.Opt.stepSize(t.Opt.T + 1)
+	a := t.Opt.StepSize(t.Opt.T + 1)
 	invPop := 1 / float32(cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
@@ -244,7 +244,7 @@ func (t *Trainer) Step() Stats {
 			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
 			acc[i] = float32(cfg.L2*theta[i]) - float32(g*invPop)
 		}
-		t.Opt.update(a, t.Params, acc, lo, hi)
+		t.Opt.StepRange(a, t.Params, acc, lo, hi)
 	})
 	if p, ok := t.Obj.(Projector); ok {
 		p.Project(t.Params)

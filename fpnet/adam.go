@@ -38,18 +38,38 @@ func (o *Adam) Step(params, grad []float32) {
 	o.T++
 	o.pow1 *= float64(o.Beta1)
 	o.pow2 *= float64(o.Beta2)
-	// Bias correction folded into the step size, as in the paper's
-	// efficient form; float64 then rounded once.
-	stepSize := float32(float64(o.LR) * sqrt64(1-o.pow2) / (1 - o.pow1))
-	b1, b2 := o.Beta1, o.Beta2
-	c1, c2 := 1-b1, 1-b2
-	eps := o.Eps
-	decay := o.LR * o.WeightDecay
-	m, v := o.M[:len(params)], o.V[:len(params)]
-	grad = grad[:len(params)]
+	a := o.stepSizeFrom(o.pow1, o.pow2)
 	parallelRange(len(params), o.Workers, func(lo, hi int) {
-		adamRange(params[lo:hi], grad[lo:hi], m[lo:hi], v[lo:hi], b1, b2, c1, c2, eps, decay, stepSize)
+		o.StepRange(a, params, grad[lo:hi], lo, hi)
 	})
+}
+
+// StepSize returns the bias-corrected step size of step t (1-based), as
+// Step computes it: the powers are repeated products, not math.Pow, so
+// they are the same on every platform.
+func (o *Adam) StepSize(t int64) float32 {
+	p1, p2 := 1.0, 1.0
+	for i := int64(0); i < t; i++ {
+		p1 *= float64(o.Beta1)
+		p2 *= float64(o.Beta2)
+	}
+	return o.stepSizeFrom(p1, p2)
+}
+
+// stepSizeFrom folds the bias correction into the step size, as in the
+// paper's efficient form: float64, then rounded once.
+func (o *Adam) stepSizeFrom(pow1, pow2 float64) float32 {
+	return float32(float64(o.LR) * sqrt64(1-pow2) / (1 - pow1))
+}
+
+// StepRange applies one step of step size a (StepSize) to params[lo:hi],
+// with grad holding that range's gradient (grad[i-lo]), without advancing
+// T: a caller that splits the parameters into ranges (ES updates chunk by
+// chunk) advances it once per step. Elementwise, so any split gives the
+// same bits.
+func (o *Adam) StepRange(a float32, params, grad []float32, lo, hi int) {
+	b1, b2 := o.Beta1, o.Beta2
+	adamRange(params[lo:hi], grad[:hi-lo], o.M[lo:hi], o.V[lo:hi], b1, b2, 1-b1, 1-b2, o.Eps, o.LR*o.WeightDecay, a)
 }
 
 // adamRange is the Adam update of one contiguous range.
