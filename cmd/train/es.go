@@ -26,7 +26,7 @@ const esDefaultBatch = 100
 // initial norm, and the learning rate falling linearly from -lr to
 // esDefaultLRFinal over esDefaultGenerations generations.
 const (
-	esDefaultGenerations = 6000
+	esDefaultGenerations = 2400
 	esDefaultLRFinal     = 0.0003
 )
 
