@@ -120,33 +120,26 @@ func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, trans
 }
 
 // parallelProduct splits the rows in multiples of the tile height, or the
-// columns in multiples of the tile width when there are too few rows. The
-// calling goroutine computes the last part itself: it is already running,
-// while a new goroutine may wait for an idle thread to wake, which on a
-// small product is a large share of the time. It is its own function so
-// that the serial path's operands do not escape into the goroutines'
-// closures (an allocation per call).
+// columns in multiples of the tile width when there are too few rows. It is
+// its own function so that the serial path's operands do not escape into
+// the goroutines' closures (an allocation per call).
 func parallelProduct(be *backend, env Env, mode uint32, dst []float32, av, bv matrix, m, k, n, threads int) {
 	mr, nr := be.tile()
 	var wg sync.WaitGroup
 	if m >= threads*mr {
 		step := (m + threads - 1) / threads
 		step = (step + mr - 1) / mr * mr
-		i0 := 0
-		for ; i0+step < m; i0 += step {
-			i0 := i0 // i0 outlives the loop: each goroutine needs its own
-			wg.Go(func() { be.product(env, mode, dst[i0*n:], n, av.sub(i0, 0), bv, step, k, n) })
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			wg.Go(func() { be.product(env, mode, dst[i0*n:], n, av.sub(i0, 0), bv, rows, k, n) })
 		}
-		be.product(env, mode, dst[i0*n:], n, av.sub(i0, 0), bv, m-i0, k, n)
 	} else {
 		step := (n + threads - 1) / threads
 		step = (step + nr - 1) / nr * nr
-		j0 := 0
-		for ; j0+step < n; j0 += step {
-			j0 := j0
-			wg.Go(func() { be.product(env, mode, dst[j0:], n, av, bv.sub(0, j0), m, k, step) })
+		for j0 := 0; j0 < n; j0 += step {
+			cols := min(step, n-j0)
+			wg.Go(func() { be.product(env, mode, dst[j0:], n, av, bv.sub(0, j0), m, k, cols) })
 		}
-		be.product(env, mode, dst[j0:], n, av, bv.sub(0, j0), m, k, n-j0)
 	}
 	wg.Wait()
 }
