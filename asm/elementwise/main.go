@@ -22,6 +22,7 @@ import (
 
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
+	"github.com/mmcloughlin/avo/reg"
 )
 
 func main() {
@@ -30,6 +31,33 @@ func main() {
 	genRows("biasAddScaleRowsAVX", true)
 	genAddScaled("addScaledAVX")
 	Generate()
+}
+
+// broadcastParam loads the float32 parameter name into every lane of a
+// ymm register and into the low lane of an xmm register (for the tail).
+func broadcastParam(name string) (y, x reg.VecVirtual) {
+	p, err := Param(name).Resolve()
+	if err != nil {
+		panic(err)
+	}
+	y, x = YMM(), XMM()
+	VBROADCASTSS(p.Addr, y)
+	VMOVSS(p.Addr, x)
+	return y, x
+}
+
+// enterMXCSR saves the caller's MXCSR in the frame and loads the mxcsr
+// parameter; LDMXCSR of the returned slot restores the caller's.
+func enterMXCSR() Mem {
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+	return saved
 }
 
 // genRows generates name(dst, src, bias *float32, rows, cols int,
@@ -55,27 +83,14 @@ func genRows(name string, scaled bool) {
 	bias := Load(Param("bias"), GP64())
 	rows := Load(Param("rows"), GP64())
 	cols := Load(Param("cols"), GP64())
-	mx, err := Param("mxcsr").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	scaleY, scaleX := YMM(), XMM()
+	var scaleY, scaleX reg.VecVirtual
 	if scaled {
-		s, err := Param("scale").Resolve()
-		if err != nil {
-			panic(err)
-		}
-		VBROADCASTSS(s.Addr, scaleY)
-		VMOVSS(s.Addr, scaleX)
+		scaleY, scaleX = broadcastParam("scale")
 	}
 	vecEnd := GP64() // cols rounded down to a multiple of 8
 	MOVQ(cols, vecEnd)
 	ANDQ(I32(-8), vecEnd)
-	saved := AllocLocal(8)
-
-	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
-	STMXCSR(saved)
-	LDMXCSR(mx.Addr)
+	saved := enterMXCSR()
 
 	j := GP64()
 	y := YMM()
@@ -131,25 +146,11 @@ func genAddScaled(name string) {
 	x := Load(Param("x"), GP64())
 	y := Load(Param("y"), GP64())
 	n := Load(Param("n"), GP64())
-	mx, err := Param("mxcsr").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	sp, err := Param("s").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	sY, sX := YMM(), XMM()
-	VBROADCASTSS(sp.Addr, sY)
-	VMOVSS(sp.Addr, sX)
-	vecEnd := GP64()
+	sY, sX := broadcastParam("s")
+	vecEnd := GP64() // n rounded down to a multiple of 8
 	MOVQ(n, vecEnd)
 	ANDQ(I32(-8), vecEnd)
-	saved := AllocLocal(8)
-
-	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
-	STMXCSR(saved)
-	LDMXCSR(mx.Addr)
+	saved := enterMXCSR()
 
 	i := GP64()
 	XORQ(i, i)
