@@ -124,6 +124,25 @@ func BenchmarkMatMulParallel(b *testing.B) {
 	}
 }
 
+// BenchmarkMatMulParallelRows: the thinnest network shape, k×n = 512×10,
+// on 1 and 2 threads as m grows, to see where the parallel form's loss on
+// it comes from (a fixed hand-off cost would fade as m grows).
+func BenchmarkMatMulParallelRows(b *testing.B) {
+	for _, m := range []int{500, 1000, 2000, 4000, 10000} {
+		for _, threads := range []int{1, 2} {
+			s := mmShape{m, 512, 10}
+			b.Run(fmt.Sprintf("%s/%s/threads=%d", kernels.Backend(), s, threads), func(b *testing.B) {
+				a, bm := mmInputs(s, "normal")
+				dst := make([]float32, s.m*s.n)
+				for b.Loop() {
+					kernels.MatMulParallel(kernels.IEEE, dst, a, bm, s.m, s.k, s.n, threads)
+				}
+				gflops(b, s)
+			})
+		}
+	}
+}
+
 // BenchmarkMatMulTrans: the transposed forms backprop uses, at the
 // network's shapes with a batch of 100 (default backend, IEEE):
 // dW = Xᵀ·dY (TransA, a stored batch×fan_in) and dX = dY·Wᵀ (TransB, b
