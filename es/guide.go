@@ -22,43 +22,40 @@ import "math"
 // guideState is the trainer's per-generation guided-ES state. Its methods
 // are no-ops on a nil receiver, which is plain ES.
 type guideState struct {
-	obj      Guider
-	grad     []float32 // surrogate loss gradient at θ
-	unit     []float32 // û
-	zeta     []float32 // ζ_p of this generation's pairs
-	isoSigma float32   // σ·√(1−β): the isotropic noise's scale
-	isoShare float32   // √(1−β)
-	rootBN   float64   // √(β·n)
-	along    float32   // σ·√(β·n): scale of ζ_p·û in a member
-	alongW   float32   // √(β·n)·Σ_p w_p ζ_p: the û part of the gradient estimate
+	obj  Guider
+	unit []float32 // û: the surrogate gradient at θ, then scaled to unit length in place
+	zeta []float32 // ζ_p of this generation's pairs
+
+	// Fixed by the configuration.
+	isoSigma float32 // σ·√(1−β): the isotropic noise's scale
+	isoShare float32 // √(1−β)
+	rootBN   float64 // √(β·n)
+	along    float32 // σ·√(β·n): scale of ζ_p·û in a member
+
+	alongW float32 // √(β·n)·Σ_p w_p ζ_p: the û part of this generation's estimate
 }
 
-func newGuideState(obj Guider, dim, pairs int) *guideState {
-	return &guideState{obj: obj, grad: make([]float32, dim), unit: make([]float32, dim), zeta: make([]float32, pairs)}
+func newGuideState(obj Guider, cfg Config, dim int) *guideState {
+	beta, n := float64(cfg.Guide), float64(dim)
+	rootBN := math.Sqrt(beta * n)
+	return &guideState{obj: obj, unit: make([]float32, dim), zeta: make([]float32, cfg.Pop/2),
+		isoSigma: float32(float64(cfg.Sigma) * math.Sqrt(1-beta)), isoShare: float32(math.Sqrt(1 - beta)),
+		rootBN: rootBN, along: float32(float64(cfg.Sigma) * rootBN)}
 }
 
 // begin computes û at params and draws the pairs' ζ_p for generation gen.
-func (g *guideState) begin(params []float32, cfg Config, gen int64) {
-	g.obj.Surrogate(g.grad, params)
-	var ss float64
-	for _, v := range g.grad {
-		ss = float64(float64(v)*float64(v)) + ss
-	}
+func (g *guideState) begin(params []float32, seed uint64, gen int64) {
+	g.obj.Surrogate(g.unit, params)
 	inv := float32(0) // a zero surrogate gradient leaves only the isotropic part
-	if norm := math.Sqrt(ss); norm > 0 && !math.IsInf(norm, 0) {
+	if norm := frobenius(g.unit); norm > 0 && !math.IsInf(norm, 0) {
 		inv = float32(1 / norm)
 	}
-	for i, v := range g.grad {
+	for i, v := range g.unit {
 		g.unit[i] = float32(v * inv)
 	}
 	for p := range g.zeta {
-		fillGaussian(g.zeta[p:p+1], streamKey(cfg.Seed, tagGuide, uint64(gen), uint64(p)))
+		fillGaussian(g.zeta[p:p+1], streamKey(seed, tagGuide, uint64(gen), uint64(p)))
 	}
-	beta, n := float64(cfg.Guide), float64(len(params))
-	g.isoShare = float32(math.Sqrt(1 - beta))
-	g.isoSigma = float32(float64(cfg.Sigma) * math.Sqrt(1-beta))
-	g.rootBN = math.Sqrt(beta * n)
-	g.along = float32(float64(cfg.Sigma) * g.rootBN)
 }
 
 // perturb adds sign·σ√(βn)·ζ_p·û to the member s (which already holds

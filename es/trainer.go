@@ -181,7 +181,7 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		if !ok {
 			return nil, fmt.Errorf("es: guide share %v needs an objective with a surrogate gradient", cfg.Guide)
 		}
-		guide = newGuideState(g, dim, cfg.Pop/2)
+		guide = newGuideState(g, cfg, dim)
 	}
 	t := &Trainer{
 		Cfg: cfg, Obj: obj, Noise: noise,
@@ -287,7 +287,7 @@ func (t *Trainer) evaluate(gen int64) Stats {
 	}
 	iso := cfg.Sigma // the isotropic noise's scale
 	if t.guide != nil {
-		t.guide.begin(t.Params, cfg, gen)
+		t.guide.begin(t.Params, cfg.Seed, gen)
 		iso = t.guide.isoSigma
 	}
 

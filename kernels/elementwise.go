@@ -187,7 +187,7 @@ func biasAsRead(bias []float32) []float32 {
 	}
 	read := make([]float32, len(bias))
 	for j, b := range bias {
-		read[j] = math.Float32frombits(zeroIfBelow(math.Float32bits(b), minNormalBits))
+		read[j] = daz(DAZ, b)
 	}
 	return read
 }

@@ -35,8 +35,8 @@ const (
 func daz(env Env, x float32) float32 {
 	if env.ZeroesInputs() {
 		b := math.Float32bits(x)
-		if b&0x7f800000 == 0 {
-			return math.Float32frombits(b & 0x80000000)
+		if b&expMask == 0 {
+			return math.Float32frombits(b & signMask)
 		}
 	}
 	return x
