@@ -110,7 +110,12 @@ func BenchmarkMatMul(b *testing.B) {
 // BenchmarkMatMulParallel: the parallel form at m = 1000 on 1 and 2
 // goroutines, default backend, IEEE.
 func BenchmarkMatMulParallel(b *testing.B) {
-	for _, s := range []mmShape{{1000, 784, 512}, {1000, 512, 512}, {1000, 512, 10}} {
+	benchParallel(b, []mmShape{{1000, 784, 512}, {1000, 512, 512}, {1000, 512, 10}})
+}
+
+// benchParallel runs MatMulParallel on each shape with 1 and 2 threads.
+func benchParallel(b *testing.B, shapes []mmShape) {
+	for _, s := range shapes {
 		for _, threads := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%s/%s/threads=%d", kernels.Backend(), s, threads), func(b *testing.B) {
 				a, bm := mmInputs(s, "normal")
@@ -128,19 +133,11 @@ func BenchmarkMatMulParallel(b *testing.B) {
 // on 1 and 2 threads as m grows, to see where the parallel form's loss on
 // it comes from (a fixed hand-off cost would fade as m grows).
 func BenchmarkMatMulParallelRows(b *testing.B) {
+	var shapes []mmShape
 	for _, m := range []int{500, 1000, 2000, 4000, 10000} {
-		for _, threads := range []int{1, 2} {
-			s := mmShape{m, 512, 10}
-			b.Run(fmt.Sprintf("%s/%s/threads=%d", kernels.Backend(), s, threads), func(b *testing.B) {
-				a, bm := mmInputs(s, "normal")
-				dst := make([]float32, s.m*s.n)
-				for b.Loop() {
-					kernels.MatMulParallel(kernels.IEEE, dst, a, bm, s.m, s.k, s.n, threads)
-				}
-				gflops(b, s)
-			})
-		}
+		shapes = append(shapes, mmShape{m, 512, 10})
 	}
+	benchParallel(b, shapes)
 }
 
 // BenchmarkMatMulTrans: the transposed forms backprop uses, at the
