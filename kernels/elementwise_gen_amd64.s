@@ -34,14 +34,14 @@ biasAddRowsAVX_vec:
 
 biasAddRowsAVX_tail:
 	CMPQ   R8, SI
-	JAE    biasAddRowsAVX_next
+	JAE    biasAddRowsAVX_done
 	VMOVSS (CX)(R8*4), X0
 	VADDSS (DX)(R8*4), X0, X0
 	VMOVSS X0, (AX)(R8*4)
 	INCQ   R8
 	JMP    biasAddRowsAVX_tail
 
-biasAddRowsAVX_next:
+biasAddRowsAVX_done:
 	LEAQ    (CX)(SI*4), CX
 	LEAQ    (AX)(SI*4), AX
 	DECQ    BX
@@ -83,7 +83,7 @@ biasAddScaleRowsAVX_vec:
 
 biasAddScaleRowsAVX_tail:
 	CMPQ   R8, SI
-	JAE    biasAddScaleRowsAVX_next
+	JAE    biasAddScaleRowsAVX_done
 	VMOVSS (CX)(R8*4), X2
 	VADDSS (DX)(R8*4), X2, X2
 	VMULSS X1, X2, X2
@@ -91,7 +91,7 @@ biasAddScaleRowsAVX_tail:
 	INCQ   R8
 	JMP    biasAddScaleRowsAVX_tail
 
-biasAddScaleRowsAVX_next:
+biasAddScaleRowsAVX_done:
 	LEAQ    (CX)(SI*4), CX
 	LEAQ    (AX)(SI*4), AX
 	DECQ    BX

@@ -60,6 +60,37 @@ func enterMXCSR() Mem {
 	return saved
 }
 
+// roundDown8 returns a register holding n rounded down to a multiple of 8,
+// where elementLoop's vector part ends.
+func roundDown8(n reg.Register) reg.Register {
+	r := GP64()
+	MOVQ(n, r)
+	ANDQ(I32(-8), r)
+	return r
+}
+
+// elementLoop emits the loop over i in [0, n): eight elements at a time
+// (vector) while i < vecEnd (roundDown8(n)), then one at a time (scalar).
+// Labels are prefix_vec, prefix_tail and prefix_done.
+func elementLoop(prefix string, n, vecEnd reg.Register, vector, scalar func(i reg.GPVirtual)) {
+	i := GP64()
+	XORQ(i, i)
+	CMPQ(i, vecEnd)
+	JAE(LabelRef(prefix + "_tail"))
+	Label(prefix + "_vec")
+	vector(i)
+	ADDQ(Imm(8), i)
+	CMPQ(i, vecEnd)
+	JB(LabelRef(prefix + "_vec"))
+	Label(prefix + "_tail")
+	CMPQ(i, n)
+	JAE(LabelRef(prefix + "_done"))
+	scalar(i)
+	INCQ(i)
+	JMP(LabelRef(prefix + "_tail"))
+	Label(prefix + "_done")
+}
+
 // genRows generates name(dst, src, bias *float32, rows, cols int,
 // [scale float32,] mxcsr uint32): for each of rows rows of cols floats,
 // dst[j] = src[j] + bias[j] (times scale), rows stored contiguously.
@@ -87,40 +118,26 @@ func genRows(name string, scaled bool) {
 	if scaled {
 		scaleY, scaleX = broadcastParam("scale")
 	}
-	vecEnd := GP64() // cols rounded down to a multiple of 8
-	MOVQ(cols, vecEnd)
-	ANDQ(I32(-8), vecEnd)
+	vecEnd := roundDown8(cols)
 	saved := enterMXCSR()
 
-	j := GP64()
-	y := YMM()
-	x := XMM()
+	y, x := YMM(), XMM()
 	Label(name + "_row")
-	XORQ(j, j)
-	CMPQ(j, vecEnd)
-	JAE(LabelRef(name + "_tail"))
-	Label(name + "_vec")
-	VMOVUPS(Mem{Base: src, Index: j, Scale: 4}, y)
-	VADDPS(Mem{Base: bias, Index: j, Scale: 4}, y, y) // src + bias: src is the first operand, as in Go's a + b
-	if scaled {
-		VMULPS(scaleY, y, y)
-	}
-	VMOVUPS(y, Mem{Base: dst, Index: j, Scale: 4})
-	ADDQ(Imm(8), j)
-	CMPQ(j, vecEnd)
-	JB(LabelRef(name + "_vec"))
-	Label(name + "_tail")
-	CMPQ(j, cols)
-	JAE(LabelRef(name + "_next"))
-	VMOVSS(Mem{Base: src, Index: j, Scale: 4}, x)
-	VADDSS(Mem{Base: bias, Index: j, Scale: 4}, x, x)
-	if scaled {
-		VMULSS(scaleX, x, x)
-	}
-	VMOVSS(x, Mem{Base: dst, Index: j, Scale: 4})
-	INCQ(j)
-	JMP(LabelRef(name + "_tail"))
-	Label(name + "_next")
+	elementLoop(name, cols, vecEnd, func(j reg.GPVirtual) {
+		VMOVUPS(Mem{Base: src, Index: j, Scale: 4}, y)
+		VADDPS(Mem{Base: bias, Index: j, Scale: 4}, y, y) // src + bias: src is the first operand, as in Go's a + b
+		if scaled {
+			VMULPS(scaleY, y, y)
+		}
+		VMOVUPS(y, Mem{Base: dst, Index: j, Scale: 4})
+	}, func(j reg.GPVirtual) {
+		VMOVSS(Mem{Base: src, Index: j, Scale: 4}, x)
+		VADDSS(Mem{Base: bias, Index: j, Scale: 4}, x, x)
+		if scaled {
+			VMULSS(scaleX, x, x)
+		}
+		VMOVSS(x, Mem{Base: dst, Index: j, Scale: 4})
+	})
 	LEAQ(Mem{Base: src, Index: cols, Scale: 4}, src)
 	LEAQ(Mem{Base: dst, Index: cols, Scale: 4}, dst)
 	DECQ(rows)
@@ -147,34 +164,21 @@ func genAddScaled(name string) {
 	y := Load(Param("y"), GP64())
 	n := Load(Param("n"), GP64())
 	sY, sX := broadcastParam("s")
-	vecEnd := GP64() // n rounded down to a multiple of 8
-	MOVQ(n, vecEnd)
-	ANDQ(I32(-8), vecEnd)
+	vecEnd := roundDown8(n)
 	saved := enterMXCSR()
 
-	i := GP64()
-	XORQ(i, i)
 	p, q, xv, xs := YMM(), XMM(), YMM(), XMM()
-	CMPQ(i, vecEnd)
-	JAE(LabelRef(name + "_tail"))
-	Label(name + "_vec")
-	VMULPS(Mem{Base: y, Index: i, Scale: 4}, sY, p) // s·y: s is the first operand, as in Go's s*y
-	VMOVUPS(Mem{Base: x, Index: i, Scale: 4}, xv)
-	VADDPS(p, xv, p) // x + s·y: x is the first operand, as in Go
-	VMOVUPS(p, Mem{Base: dst, Index: i, Scale: 4})
-	ADDQ(Imm(8), i)
-	CMPQ(i, vecEnd)
-	JB(LabelRef(name + "_vec"))
-	Label(name + "_tail")
-	CMPQ(i, n)
-	JAE(LabelRef(name + "_done"))
-	VMULSS(Mem{Base: y, Index: i, Scale: 4}, sX, q)
-	VMOVSS(Mem{Base: x, Index: i, Scale: 4}, xs)
-	VADDSS(q, xs, q)
-	VMOVSS(q, Mem{Base: dst, Index: i, Scale: 4})
-	INCQ(i)
-	JMP(LabelRef(name + "_tail"))
-	Label(name + "_done")
+	elementLoop(name, n, vecEnd, func(i reg.GPVirtual) {
+		VMULPS(Mem{Base: y, Index: i, Scale: 4}, sY, p) // s·y: s is the first operand, as in Go's s*y
+		VMOVUPS(Mem{Base: x, Index: i, Scale: 4}, xv)
+		VADDPS(p, xv, p) // x + s·y: x is the first operand, as in Go
+		VMOVUPS(p, Mem{Base: dst, Index: i, Scale: 4})
+	}, func(i reg.GPVirtual) {
+		VMULSS(Mem{Base: y, Index: i, Scale: 4}, sX, q)
+		VMOVSS(Mem{Base: x, Index: i, Scale: 4}, xs)
+		VADDSS(q, xs, q)
+		VMOVSS(q, Mem{Base: dst, Index: i, Scale: 4})
+	})
 
 	LDMXCSR(saved)
 	VZEROUPPER()
