@@ -35,7 +35,7 @@ func (q *quadratic) Begin(gen int64) {
 	s := newStream(streamKey(q.seed, tagBatch, uint64(gen)))
 	q.subset = q.subset[:0]
 	for i := 0; i < len(q.target)/2; i++ {
-		q.subset = append(q.subset, int(s.uintn(uint64(len(q.target)))))
+		q.subset = append(q.subset, s.Intn(len(q.target)))
 	}
 }
 
@@ -111,7 +111,7 @@ func TestDetLogMatchesMathLog(t *testing.T) {
 	}
 	xs := []float64{1, 2, 0.5, math.Sqrt2, 4.9e-300, 1e300, 1 - 1e-16, 1 + 1e-15}
 	for i := 0; i < 100000; i++ {
-		xs = append(xs, float64(s.next()>>11)/(1<<53)+1e-300)
+		xs = append(xs, float64(s.Uint64()>>11)/(1<<53)+1e-300)
 	}
 	for _, x := range xs {
 		got, want := detLog(x), math.Log(x)

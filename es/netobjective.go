@@ -83,7 +83,7 @@ func (o *NetObjective) permute(e int64) {
 	}
 	s := newStream(streamKey(o.Seed, tagBatch, uint64(e)))
 	for i := len(o.perm) - 1; i > 0; i-- {
-		j := s.uintn(uint64(i + 1))
+		j := s.Intn(i + 1)
 		o.perm[i], o.perm[j] = o.perm[j], o.perm[i]
 	}
 	o.epoch = e

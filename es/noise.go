@@ -61,8 +61,8 @@ func fillGaussian(dst []float32, key uint64) {
 	const scale = 1.0 / (1 << 52)
 	for i := 0; i < len(dst); {
 		// u, v uniform in (−1, 1) on a 2^-52 grid: exact conversions.
-		u := float64(s.next()>>11)*scale - 1
-		v := float64(s.next()>>11)*scale - 1
+		u := float64(s.Uint64()>>11)*scale - 1
+		v := float64(s.Uint64()>>11)*scale - 1
 		r := float64(u*u) + float64(v*v)
 		if r >= 1 || r == 0 {
 			continue
@@ -84,7 +84,7 @@ func (t *NoiseTable) Slice(off, dim int) []float32 { return t.Values[off : off+d
 // gen: uniform over every start where a slice of length dim fits.
 func (t *NoiseTable) Offset(seed uint64, gen int64, p, dim int) int {
 	s := newStream(streamKey(seed, tagOffset, uint64(gen), uint64(p)))
-	return int(s.uintn(uint64(len(t.Values) - dim + 1)))
+	return s.Intn(len(t.Values) - dim + 1)
 }
 
 // SHA256 returns the hex SHA-256 of the table's little-endian bytes: a

@@ -1,6 +1,6 @@
 package es
 
-import "math/bits"
+import "github.com/seed8b67a5e0/underflow/fpnet"
 
 // Counter-based randomness: every random number the trainer uses is a pure
 // function of a key and a counter, so it does not depend on which goroutine
@@ -27,27 +27,10 @@ func streamKey(seed uint64, ids ...uint64) uint64 {
 	return k
 }
 
-// stream is a SplitMix64 generator: state advances by golden, output is the
-// finalizer of the state.
-type stream struct{ state uint64 }
-
-func newStream(key uint64) stream { return stream{state: key} }
-
-func (s *stream) next() uint64 {
-	s.state += golden
-	return mix64(s.state)
-}
-
-// uintn returns a number in [0, n) without modulo bias (Lemire's method,
-// with the rejection step), n > 0.
-func (s *stream) uintn(n uint64) uint64 {
-	for {
-		hi, lo := bits.Mul64(s.next(), n)
-		if lo >= n || lo >= -n%n {
-			return hi
-		}
-	}
-}
+// newStream returns the generator of the stream with that key: fpnet's
+// SplitMix64 (state advances by golden, output is the finalizer of the
+// state), started at the key.
+func newStream(key uint64) fpnet.SplitMix64 { return fpnet.SplitMix64{State: key} }
 
 // Stream purposes, part of every stream key so no two uses share numbers.
 const (
