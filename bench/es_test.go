@@ -99,3 +99,40 @@ func processCPU() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkESUpdate measures one generation's update alone (ranks, the
+// rank-weighted noise sum over every pair, Adam, the held norms), on one
+// goroutine: the work every distributed worker repeats each generation to
+// keep its own copy of θ (es/cluster), beside the evaluation it shares.
+//
+//	go test -run '^$' -bench 'ESUpdate|ESGeneration/batch=100' -benchtime 20x ./bench
+func BenchmarkESUpdate(b *testing.B) {
+	train, noise := esBenchSetup(b)
+	recipe, err := fpnet.RecipeByName("openai2017")
+	if err != nil {
+		b.Fatal(err)
+	}
+	arch := fpnet.Arch{Sizes: []int{784, 512, 512, 10}}
+	obj, err := es.NewNetObjective(fpnet.NewNet(arch, recipe), train, 100, 1, es.FitnessXent)
+	if err != nil {
+		b.Fatal(err)
+	}
+	params := fpnet.InitParams(arch, 1)
+	obj.HoldLayerNorms(params)
+	cfg := es.DefaultConfig()
+	cfg.Workers = 1
+	tr, err := es.NewTrainer(cfg, obj, noise, params)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fitness := make([]float64, cfg.Pop)
+	for i := range fitness {
+		fitness[i] = float64(i % 7)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tr.Begin()
+		tr.Update(fitness, es.Score{})
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/update")
+}

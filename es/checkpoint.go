@@ -168,5 +168,6 @@ func (t *Trainer) Restore(c *Checkpoint, meta map[string]string) error {
 	copy(t.Opt.V, c.Adam.V)
 	t.Opt.T = c.Adam.T
 	t.Gen = c.Gen
+	t.begun = -1 // the generation's data and offsets belong to the old state
 	return nil
 }

@@ -146,6 +146,9 @@ type Trainer struct {
 	weights []float32
 	offsets []int
 	guide   *guideState // nil in plain ES
+
+	begun    int64   // the generation Begin prepared; -1 before the first
+	isoSigma float32 // the begun generation's isotropic noise scale
 }
 
 // gradChunk is the number of parameters one worker updates at a time; its
@@ -191,6 +194,7 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		weights: make([]float32, cfg.Pop/2),
 		offsets: make([]int, cfg.Pop/2),
 		guide:   guide,
+		begun:   -1,
 	}
 	for w := 0; w < cfg.Workers; w++ {
 		t.evals = append(t.evals, obj.NewEvaluator())
@@ -226,8 +230,101 @@ func (t *Trainer) parallel(n int, job func(w, i int)) {
 // shape the fitness into centered ranks, estimate the gradient and take one
 // Adam step with L2 decay.
 func (t *Trainer) Step() Stats {
+	t.Begin()
+	fitness, center := t.evaluateAll()
+	return t.Update(fitness, center)
+}
+
+// Begin prepares generation Gen for evaluation: the objective's shared data,
+// the pairs' offsets into the noise table and, in guided ES, the surrogate
+// direction. Step calls it; a trainer whose members are evaluated elsewhere
+// (a distributed worker) calls it once per generation, then EvaluatePair
+// and EvaluateCenter, then Update. A second call for the same generation
+// does nothing.
+func (t *Trainer) Begin() {
+	if t.begun == t.Gen {
+		return
+	}
 	cfg, dim := t.Cfg, len(t.Params)
-	st := t.evaluate(t.Gen)
+	t.Obj.Begin(t.Gen)
+	for p := range t.offsets {
+		t.offsets[p] = t.Noise.Offset(cfg.Seed, t.Gen, p, dim)
+	}
+	t.isoSigma = cfg.Sigma
+	if t.guide != nil {
+		t.guide.begin(t.Params, cfg.Seed, t.Gen)
+		t.isoSigma = t.guide.isoSigma
+	}
+	t.begun = t.Gen
+}
+
+// Slots is the number of evaluation slots: EvaluatePair and EvaluateCenter
+// may run concurrently on distinct slots in [0, Slots()).
+func (t *Trainer) Slots() int { return len(t.evals) }
+
+// Pairs is the number of antithetic pairs per generation, Pop/2.
+func (t *Trainer) Pairs() int { return len(t.offsets) }
+
+// EvaluatePair scores pair p's members θ + σε_p and θ − σε_p of the begun
+// generation on slot w. Both members run on one slot, one after the other,
+// so the second finds the noise slice still in cache.
+func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
+	t.mustBegun()
+	dim := len(t.Params)
+	ev, s := t.evals[w], t.scratch[w]
+	eps := t.Noise.Slice(t.offsets[p], dim)
+	addScaled(s, t.Params, t.isoSigma, eps)
+	t.guide.perturb(s, p, 1)
+	plus = ev.Evaluate(s)
+	addScaled(s, t.Params, -t.isoSigma, eps)
+	t.guide.perturb(s, p, -1)
+	minus = ev.Evaluate(s)
+	return plus, minus
+}
+
+// EvaluateCenter scores the unperturbed θ on the begun generation's data,
+// on slot w.
+func (t *Trainer) EvaluateCenter(w int) Score {
+	t.mustBegun()
+	return t.evals[w].Evaluate(t.Params)
+}
+
+func (t *Trainer) mustBegun() {
+	if t.begun != t.Gen {
+		panic(fmt.Sprintf("es: generation %d evaluated before Begin", t.Gen))
+	}
+}
+
+// evaluateAll scores the begun generation's population and θ on every slot:
+// member 2p is θ + σε_p, member 2p+1 is θ − σε_p.
+func (t *Trainer) evaluateAll() (fitness []float64, center Score) {
+	pairs := t.Pairs()
+	fitness = t.fitness
+	// Job p < pairs is pair p; job pairs is θ.
+	t.parallel(pairs+1, func(w, p int) {
+		if p == pairs {
+			center = t.EvaluateCenter(w)
+			return
+		}
+		plus, minus := t.EvaluatePair(w, p)
+		fitness[2*p], fitness[2*p+1] = plus.Fitness, minus.Fitness
+	})
+	return fitness, center
+}
+
+// Update ends the begun generation: it shapes the population's fitness
+// (member 2p is θ + σε_p, 2p+1 is θ − σε_p, whoever evaluated them) into
+// centered ranks, estimates the gradient, takes one Adam step with L2
+// decay, and advances Gen. center is θ's score, reported in the Stats.
+// The new parameters are a pure function of the state and fitness, so every
+// trainer given the same fitness takes the same step, bit for bit.
+func (t *Trainer) Update(fitness []float64, center Score) Stats {
+	cfg, dim := t.Cfg, len(t.Params)
+	t.mustBegun()
+	if len(fitness) != cfg.Pop {
+		panic(fmt.Sprintf("es: Update with %d fitness values, population %d", len(fitness), cfg.Pop))
+	}
+	st := t.weigh(fitness, center)
 
 	// Update, chunk by chunk: each parameter's gradient sums the pairs in
 	// index order, whoever computes the chunk, then Adam steps the chunk.
@@ -263,7 +360,8 @@ func (t *Trainer) Estimate(dst []float32) Stats {
 	if len(dst) != dim {
 		panic(fmt.Sprintf("es: Estimate into %d values, %d parameters", len(dst), dim))
 	}
-	st := t.evaluate(t.Gen)
+	t.Begin()
+	st := t.weigh(t.evaluateAll())
 	invPop := 1 / float32(t.Cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
@@ -276,52 +374,21 @@ func (t *Trainer) Estimate(dst []float32) Stats {
 	return st
 }
 
-// evaluate scores generation gen's population θ ± σε_p and θ itself, and
-// turns the fitness into the pairs' rank weights.
-func (t *Trainer) evaluate(gen int64) Stats {
-	cfg, dim := t.Cfg, len(t.Params)
-	pairs := cfg.Pop / 2
-	t.Obj.Begin(gen)
-	for p := range t.offsets {
-		t.offsets[p] = t.Noise.Offset(cfg.Seed, gen, p, dim)
-	}
-	iso := cfg.Sigma // the isotropic noise's scale
-	if t.guide != nil {
-		t.guide.begin(t.Params, cfg.Seed, gen)
-		iso = t.guide.isoSigma
-	}
-
-	// Job p < pairs is pair p (both signs on one worker, so the noise slice
-	// is still in cache for the second); job pairs is θ.
-	var center Score
-	t.parallel(pairs+1, func(w, p int) {
-		ev := t.evals[w]
-		if p == pairs {
-			center = ev.Evaluate(t.Params)
-			return
-		}
-		eps := t.Noise.Slice(t.offsets[p], dim)
-		s := t.scratch[w]
-		addScaled(s, t.Params, iso, eps)
-		t.guide.perturb(s, p, 1)
-		t.fitness[2*p] = ev.Evaluate(s).Fitness
-		addScaled(s, t.Params, -iso, eps)
-		t.guide.perturb(s, p, -1)
-		t.fitness[2*p+1] = ev.Evaluate(s).Fitness
-	})
-
-	ranks := CenteredRanks(t.fitness)
+// weigh turns the begun generation's fitness into the pairs' rank weights
+// and summarises it.
+func (t *Trainer) weigh(fitness []float64, center Score) Stats {
+	ranks := CenteredRanks(fitness)
 	for p := range t.weights {
 		t.weights[p] = float32(ranks[2*p] - ranks[2*p+1])
 	}
 	t.guide.weigh(t.weights)
 
-	st := Stats{Gen: gen, Center: center, Evaluations: cfg.Pop + 1, BestFitness: math.Inf(-1)}
-	for _, f := range t.fitness {
+	st := Stats{Gen: t.Gen, Center: center, Evaluations: len(fitness) + 1, BestFitness: math.Inf(-1)}
+	for _, f := range fitness {
 		st.MeanFitness += f
 		st.BestFitness = max(st.BestFitness, f)
 	}
-	st.MeanFitness /= float64(cfg.Pop)
+	st.MeanFitness /= float64(len(fitness))
 	return st
 }
 
