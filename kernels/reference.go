@@ -143,3 +143,13 @@ func Div(env Env, a, b float32) float32 {
 	}
 	return finish(env, roundToOdd(q, errSign))
 }
+
+// SameResult compares two results as the contract does: bit for bit, signed
+// zeros included, except that any NaN equals any NaN (x86 and Arm differ in
+// default NaNs and in which operand's payload they propagate).
+func SameResult(x, y float32) bool {
+	if x != x && y != y {
+		return true
+	}
+	return math.Float32bits(x) == math.Float32bits(y)
+}

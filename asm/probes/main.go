@@ -1,4 +1,4 @@
-// Command probes generates kernels/probe_gen_amd64.s: tiny assembly routines that
+// Command probes generates kernels/probe/probe_gen_amd64.s: tiny assembly routines that
 // run one float32 operation under a given MXCSR, so that tests and
 // cmd/ftzcheck can ask the CPU itself what it does near 2^-126.
 //
@@ -24,7 +24,7 @@ import (
 	"github.com/mmcloughlin/avo/reg"
 )
 
-//go:generate go run . -out ../../kernels/probe_gen_amd64.s -stubs ../../kernels/probe_gen_amd64.go -pkg kernels
+//go:generate go run . -out ../../kernels/probe/probe_gen_amd64.s -stubs ../../kernels/probe/probe_gen_amd64.go -pkg probe
 
 // unit is one instruction family and register width.
 type unit struct {
@@ -120,24 +120,6 @@ func main() {
 			probe(u, op.name, op.operands, op.cInReg, op.body)
 		}
 	}
-
-	TEXT("getMXCSR", NOSPLIT, "func() uint32")
-	Doc("getMXCSR returns the calling thread's MXCSR (for tests).")
-	m := AllocLocal(8)
-	STMXCSR(m)
-	r := GP32()
-	MOVL(m, r)
-	Store(r, ReturnIndex(0))
-	RET()
-
-	TEXT("setMXCSR", NOSPLIT, "func(v uint32)")
-	Doc("setMXCSR loads v into the calling thread's MXCSR (for tests).")
-	v, err := Param("v").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	LDMXCSR(v.Addr)
-	RET()
 
 	Generate()
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/cmd/ftzcheck/internal/vectorfile"
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 )
 
 func main() {
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runEmit measures the suite on every probe unit, requires the units to
 // agree, and writes the results atomically.
 func runEmit(path string, perOp int, stdout, stderr io.Writer) int {
-	envs := kernels.HardwareEnvs()
+	envs := probe.HardwareEnvs()
 	if len(envs) == 0 {
 		fmt.Fprintf(stderr, "ftzcheck: this build has no hardware probes (%s/%s, backend %s): nothing to measure\n",
 			runtime.GOOS, runtime.GOARCH, kernels.Backend())
@@ -91,7 +92,7 @@ func runEmit(path string, perOp int, stdout, stderr io.Writer) int {
 	cases := buildSuite(envs, perOp)
 	measured := make([]bool, len(cases))
 	var units []string
-	for _, u := range kernels.ProbeUnits() {
+	for _, u := range probe.ProbeUnits() {
 		res, ran, err := hardwareResults(u, cases)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftzcheck: %s: %v\n", u.Name, err)
@@ -149,7 +150,7 @@ func checkCases(cases []vectorfile.Case, w io.Writer) (checkResult, error) {
 			bad[i] = append(bad[i], fmt.Sprintf("reference %08x", ref))
 		}
 	}
-	for _, u := range kernels.ProbeUnits() {
+	for _, u := range probe.ProbeUnits() {
 		res, ran, err := hardwareResults(u, cases)
 		if err != nil {
 			return r, err
@@ -187,7 +188,7 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: %d cases; reference: all; hardware (%s): %s\n",
-		path, len(cases), cpuName(), orNone(envNames(kernels.HardwareEnvs())))
+		path, len(cases), cpuName(), orNone(envNames(probe.HardwareEnvs())))
 	r, err := checkCases(cases, stdout)
 	if err != nil {
 		fmt.Fprintf(stderr, "ftzcheck: %v\n", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/cmd/ftzcheck/internal/vectorfile"
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 )
 
 func runArgs(args ...string) (code int, stdout, stderr string) {
@@ -52,8 +53,8 @@ func TestCheckTestdata(t *testing.T) {
 		}
 		hw := 0
 		for e, n := range envs {
-			if kernels.HardwareHonours(e) {
-				hw += n * len(kernels.ProbeUnits())
+			if probe.HardwareHonours(e) {
+				hw += n * len(probe.ProbeUnits())
 			}
 		}
 		// Count what ran on the hardware: all units have every op here
@@ -119,7 +120,7 @@ func TestCheckMalformed(t *testing.T) {
 func TestEmitThenCheck(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "here.vec")
 	code, out, errOut := runArgs("-emit", path, "-n", "300")
-	if len(kernels.HardwareEnvs()) == 0 {
+	if len(probe.HardwareEnvs()) == 0 {
 		if code != exitError {
 			t.Errorf("no probes: -emit exit %d, want %d", code, exitError)
 		}
@@ -132,7 +133,7 @@ func TestEmitThenCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := len(kernels.HardwareEnvs()) * len(kernels.Ops) * 300; len(cases) < want {
+	if want := len(probe.HardwareEnvs()) * len(probe.Ops) * 300; len(cases) < want {
 		t.Errorf("emitted %d cases, want at least %d", len(cases), want)
 	}
 	code, out, _ = runArgs("-check", path)
@@ -152,7 +153,7 @@ func TestReport(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
-	if len(kernels.HardwareEnvs()) == 0 {
+	if len(probe.HardwareEnvs()) == 0 {
 		return
 	}
 	for _, want := range []string{"mismatches", ", 0 mismatches", "tininess detected"} {

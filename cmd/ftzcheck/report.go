@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/klauspost/cpuid/v2"
+
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 )
 
 func cpuName() string {
@@ -41,14 +43,14 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Features:     %s\n", orNone(strings.Join(feats, " ")))
 	var units []string
-	for _, u := range kernels.ProbeUnits() {
+	for _, u := range probe.ProbeUnits() {
 		units = append(units, fmt.Sprintf("%s(%d)", u.Name, u.Lanes))
 	}
 	fmt.Fprintf(stdout, "Probe units:  %s\n", orNone(strings.Join(units, " ")))
-	envs := kernels.HardwareEnvs()
+	envs := probe.HardwareEnvs()
 	var not []string
 	for _, e := range kernels.Envs {
-		if !kernels.HardwareHonours(e) {
+		if !probe.HardwareHonours(e) {
 			not = append(not, e.String())
 		}
 	}
@@ -63,7 +65,7 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	cases := buildSuite(envs, perOp)
 	type key struct {
 		env kernels.Env
-		op  kernels.Op
+		op  probe.Op
 	}
 	counts := map[key]int{}
 	for _, c := range cases {
@@ -73,7 +75,7 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	for i, c := range cases {
 		ref[i] = referenceResult(c)
 	}
-	probeUnits := kernels.ProbeUnits()
+	probeUnits := probe.ProbeUnits()
 	mism := make([]map[key]int, len(probeUnits))
 	total := 0
 	for ui, u := range probeUnits {
@@ -103,7 +105,7 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(tw, hdr)
 	for _, e := range envs {
-		for _, op := range kernels.Ops {
+		for _, op := range probe.Ops {
 			k := key{e, op}
 			line := fmt.Sprintf("%s\t%s\t%d\t", e, op, counts[k])
 			for ui, u := range probeUnits {
@@ -138,11 +140,11 @@ func printTininess(w io.Writer) {
 	a, b := math.Float32frombits(0x3f000001), math.Float32frombits(0x00fffffe)
 	fmt.Fprintln(w, "Tininess, from mul 3f000001 00fffffe (exact (1-2^-46)*2^-126, inside the band):")
 	any := false
-	for _, env := range kernels.HardwareEnvs() {
+	for _, env := range probe.HardwareEnvs() {
 		if !env.FlushesOutputs() {
 			continue
 		}
-		got, err := kernels.ProbeScalar(env, kernels.OpMul, a, b, 0)
+		got, err := probe.ProbeScalar(env, probe.OpMul, a, b, 0)
 		if err != nil {
 			continue
 		}

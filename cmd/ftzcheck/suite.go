@@ -5,6 +5,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/cmd/ftzcheck/internal/vectorfile"
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 )
 
 // buildSuite returns the built-in suite for envs, results not yet filled in:
@@ -14,7 +15,7 @@ import (
 // and two thirds weighted random cases aimed partly at ±2^-126.
 func buildSuite(envs []kernels.Env, perOp int) []vectorfile.Case {
 	var cases []vectorfile.Case
-	add := func(env kernels.Env, op kernels.Op, x kernels.Triple) {
+	add := func(env kernels.Env, op probe.Op, x probe.Triple) {
 		c := vectorfile.Case{Env: env, Op: op, A: math.Float32bits(x.A), B: math.Float32bits(x.B)}
 		if op.Operands() == 3 {
 			c.C = math.Float32bits(x.C)
@@ -22,8 +23,8 @@ func buildSuite(envs []kernels.Env, perOp int) []vectorfile.Case {
 		cases = append(cases, c)
 	}
 	// The generated operands depend on the op only: make them once.
-	generated := make([][]kernels.Triple, len(kernels.Ops))
-	for i, op := range kernels.Ops {
+	generated := make([][]probe.Triple, len(probe.Ops))
+	for i, op := range probe.Ops {
 		level1 := perOp / 3
 		if level1 > 0 {
 			// Whole pattern combinations (9 or 6 cases each), evenly spread.
@@ -31,23 +32,23 @@ func buildSuite(envs []kernels.Env, perOp int) []vectorfile.Case {
 			if op.Operands() == 3 {
 				per = 9
 			}
-			combos := kernels.TestFloatLevel1Count(op.Operands()) / per
+			combos := probe.TestFloatLevel1Count(op.Operands()) / per
 			stride := max(1, combos/max(1, level1/per))
-			for x := range kernels.TestFloatLevel1Sample(op.Operands(), uint64(11+i), stride) {
+			for x := range probe.TestFloatLevel1Sample(op.Operands(), uint64(11+i), stride) {
 				generated[i] = append(generated[i], x)
 			}
 			level1 = len(generated[i])
 		}
-		for x := range kernels.RandomCases(max(0, perOp-level1), uint64(101+i)) {
+		for x := range probe.RandomCases(max(0, perOp-level1), uint64(101+i)) {
 			generated[i] = append(generated[i], x)
 		}
 	}
 	for _, env := range envs {
-		for i, op := range kernels.Ops {
+		for i, op := range probe.Ops {
 			seen := map[vectorfile.Case]bool{} // edge variants repeat; keep one of each
-			for _, e := range kernels.EdgeCases() {
+			for _, e := range probe.EdgeCases() {
 				x := e.Triple()
-				for _, t := range []kernels.Triple{x, {A: x.B, B: x.A, C: x.C}, {A: x.A, B: x.B, C: -x.C}, {A: -x.A, B: x.B, C: x.C}} {
+				for _, t := range []probe.Triple{x, {A: x.B, B: x.A, C: x.C}, {A: x.A, B: x.B, C: -x.C}, {A: -x.A, B: x.B, C: x.C}} {
 					if op.Operands() == 2 && math.Float32bits(t.C) != math.Float32bits(x.C) {
 						continue // c does not matter to a two-operand op
 					}
@@ -70,11 +71,11 @@ func buildSuite(envs []kernels.Env, perOp int) []vectorfile.Case {
 // hardwareResults runs every case the unit can run (its environment honoured
 // by this CPU, its op on the unit) and returns the results; ran[i] is false
 // for the others.
-func hardwareResults(u kernels.ProbeUnit, cases []vectorfile.Case) (res []uint32, ran []bool, err error) {
+func hardwareResults(u probe.ProbeUnit, cases []vectorfile.Case) (res []uint32, ran []bool, err error) {
 	res, ran = make([]uint32, len(cases)), make([]bool, len(cases))
 	type key struct {
 		env kernels.Env
-		op  kernels.Op
+		op  probe.Op
 	}
 	groups := map[key][]int{}
 	var order []key
@@ -86,7 +87,7 @@ func hardwareResults(u kernels.ProbeUnit, cases []vectorfile.Case) (res []uint32
 		groups[k] = append(groups[k], i)
 	}
 	for _, k := range order {
-		if !kernels.HardwareHonours(k.env) || !u.Has(k.op) {
+		if !probe.HardwareHonours(k.env) || !u.Has(k.op) {
 			continue
 		}
 		idx := groups[k]

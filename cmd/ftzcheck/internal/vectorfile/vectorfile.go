@@ -19,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
@@ -27,7 +28,7 @@ import (
 type Case struct {
 	Line    int // 1-based line number in the file it was read from; 0 if built
 	Env     kernels.Env
-	Op      kernels.Op
+	Op      probe.Op
 	A, B, C uint32 // C is 0 for two-operand ops
 	Result  uint32
 }
@@ -104,7 +105,7 @@ func parseFields(f []string) (Case, string) {
 	if err != nil {
 		return c, err.Error()
 	}
-	op, err := kernels.ParseOp(f[1])
+	op, err := probe.ParseOp(f[1])
 	if err != nil {
 		return c, err.Error()
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/probe"
 )
 
 func TestReadWellFormed(t *testing.T) {
@@ -24,10 +25,10 @@ IEEE div 3F800000 40000000 00000000 3f000000
 		t.Fatal(err)
 	}
 	want := []Case{
-		{Line: 3, Env: kernels.FTZ, Op: kernels.OpMul, A: 0x3f7fffff, B: 0x00800000, Result: 0},
-		{Line: 4, Env: kernels.ArmFZ, Op: kernels.OpFMA, A: 0x20000000, B: 0x1f800000, C: 0x00c00000, Result: 0},
-		{Line: 5, Env: kernels.IEEE, Op: kernels.OpDiv, A: 0x3f800000, B: 0x40000000, Result: 0x3f000000},
-		{Line: 6, Env: kernels.FTZDAZ, Op: kernels.OpMulAdd, A: 0x20000000, B: 0x1f800000, C: 0x00c00000, Result: 0x00c00000},
+		{Line: 3, Env: kernels.FTZ, Op: probe.OpMul, A: 0x3f7fffff, B: 0x00800000, Result: 0},
+		{Line: 4, Env: kernels.ArmFZ, Op: probe.OpFMA, A: 0x20000000, B: 0x1f800000, C: 0x00c00000, Result: 0},
+		{Line: 5, Env: kernels.IEEE, Op: probe.OpDiv, A: 0x3f800000, B: 0x40000000, Result: 0x3f000000},
+		{Line: 6, Env: kernels.FTZDAZ, Op: probe.OpMulAdd, A: 0x20000000, B: 0x1f800000, C: 0x00c00000, Result: 0x00c00000},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -65,7 +66,7 @@ func TestReadMalformed(t *testing.T) {
 func TestWriteReadRoundTrip(t *testing.T) {
 	var cases []Case
 	for _, env := range kernels.Envs {
-		for _, op := range kernels.Ops {
+		for _, op := range probe.Ops {
 			c := Case{Env: env, Op: op, A: 0x80400000, B: 0x3f800000, Result: 0xffc00000}
 			if op.Operands() == 3 {
 				c.C = 0x00c00000

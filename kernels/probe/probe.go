@@ -1,4 +1,4 @@
-package kernels
+package probe
 
 // Hardware probes: run one float32 operation on the CPU itself, under a
 // chosen denormal environment, so that the reference can be checked against
@@ -10,7 +10,8 @@ package kernels
 import (
 	"errors"
 	"fmt"
-	"math"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Op is one scalar operation of the vector-file format.
@@ -65,30 +66,20 @@ func (op Op) Operands() int {
 
 // Reference evaluates op with the exact pure-Go reference; c is ignored by
 // two-operand operations.
-func (op Op) Reference(env Env, a, b, c float32) float32 {
+func (op Op) Reference(env kernels.Env, a, b, c float32) float32 {
 	switch op {
 	case OpMul:
-		return Mul(env, a, b)
+		return kernels.Mul(env, a, b)
 	case OpAdd:
-		return Add(env, a, b)
+		return kernels.Add(env, a, b)
 	case OpFMA:
-		return FMA(env, a, b, c)
+		return kernels.FMA(env, a, b, c)
 	case OpMulAdd:
-		return MulAdd(env, a, b, c)
+		return kernels.MulAdd(env, a, b, c)
 	case OpDiv:
-		return Div(env, a, b)
+		return kernels.Div(env, a, b)
 	}
 	panic(fmt.Sprintf("kernels: Reference of unknown %v", op))
-}
-
-// SameResult compares two results as the contract does: bit for bit, signed
-// zeros included, except that any NaN equals any NaN (x86 and Arm differ in
-// default NaNs and in which operand's payload they propagate).
-func SameResult(x, y float32) bool {
-	if x != x && y != y {
-		return true
-	}
-	return math.Float32bits(x) == math.Float32bits(y)
 }
 
 // ProbeUnit is one instruction family and register width the probes run on:
@@ -122,7 +113,7 @@ const probeChunk = 4096
 // Run computes dst[i] = op(a[i], b[i], c[i]) on the hardware unit under env,
 // for every i < len(dst). c may be nil for two-operand operations. It returns
 // ErrNoProbe if the CPU cannot run op on u or does not honour env natively.
-func (u ProbeUnit) Run(env Env, op Op, dst, a, b, c []float32) error {
+func (u ProbeUnit) Run(env kernels.Env, op Op, dst, a, b, c []float32) error {
 	if !u.Has(op) {
 		return ErrNoProbe
 	}
@@ -163,7 +154,7 @@ func (u ProbeUnit) Run(env Env, op Op, dst, a, b, c []float32) error {
 }
 
 // ProbeScalar runs one operation on the scalar unit under env.
-func ProbeScalar(env Env, op Op, a, b, c float32) (float32, error) {
+func ProbeScalar(env kernels.Env, op Op, a, b, c float32) (float32, error) {
 	units := ProbeUnits()
 	if len(units) == 0 {
 		return 0, ErrNoProbe
@@ -187,7 +178,7 @@ func ProbeWidest(op Op) (ProbeUnit, bool) {
 
 // HardwareHonours reports whether the running CPU has a native mode for env
 // that the probes can set (see HardwareEnvs).
-func HardwareHonours(env Env) bool {
+func HardwareHonours(env kernels.Env) bool {
 	_, ok := controlWord(env)
 	return ok
 }
@@ -197,9 +188,9 @@ func HardwareHonours(env Env) bool {
 // IEEE and ARM_FZ (FPCR.FZ), plus FTZ_DAZ where FEAT_AFP gives the x86
 // behaviour (FPCR.AH+FIZ+FZ, Linux HWCAP2_AFP). It is nil where there are no
 // probes (other architectures, or the purego build).
-func HardwareEnvs() []Env {
-	var envs []Env
-	for _, e := range Envs {
+func HardwareEnvs() []kernels.Env {
+	var envs []kernels.Env
+	for _, e := range kernels.Envs {
 		if HardwareHonours(e) {
 			envs = append(envs, e)
 		}

@@ -1,4 +1,4 @@
-package kernels
+package probe
 
 // The reference against the hardware, bit for bit, in every environment the
 // running CPU honours (probe.go). On amd64 the CPU is the ground truth for
@@ -13,12 +13,14 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // hwEnvs returns the environments to test on the hardware; it fails the test
 // where the architecture has probes but reports none, and skips (with the
 // reason) where this build has no probes at all.
-func hwEnvs(t testing.TB) []Env {
+func hwEnvs(t testing.TB) []kernels.Env {
 	t.Helper()
 	envs := HardwareEnvs()
 	if len(ProbeUnits()) == 0 {
@@ -35,7 +37,7 @@ func hwEnvs(t testing.TB) []Env {
 type hwChecker struct {
 	t                  testing.TB
 	unit               ProbeUnit
-	env                Env
+	env                kernels.Env
 	op                 Op
 	a, b, c, got       []float32
 	cases, mismatches  int
@@ -44,7 +46,7 @@ type hwChecker struct {
 
 const hwBatch = 1 << 14
 
-func newHWChecker(t testing.TB, u ProbeUnit, env Env, op Op) *hwChecker {
+func newHWChecker(t testing.TB, u ProbeUnit, env kernels.Env, op Op) *hwChecker {
 	return &hwChecker{t: t, unit: u, env: env, op: op, reportAt: 10,
 		a: make([]float32, 0, hwBatch), b: make([]float32, 0, hwBatch),
 		c: make([]float32, 0, hwBatch), got: make([]float32, hwBatch)}
@@ -70,7 +72,7 @@ func (h *hwChecker) flush() {
 	}
 	for i := 0; i < n; i++ {
 		want := h.op.Reference(h.env, h.a[i], h.b[i], h.c[i])
-		if !SameResult(got[i], want) {
+		if !kernels.SameResult(got[i], want) {
 			h.mismatches++
 			if h.reported < h.reportAt {
 				h.reported++
@@ -85,7 +87,7 @@ func (h *hwChecker) flush() {
 }
 
 // checkAll runs every case of seq and returns the number of cases run.
-func checkAll(t testing.TB, u ProbeUnit, env Env, op Op, seq iter.Seq[Triple]) int {
+func checkAll(t testing.TB, u ProbeUnit, env kernels.Env, op Op, seq iter.Seq[Triple]) int {
 	h := newHWChecker(t, u, env, op)
 	for x := range seq {
 		h.add(x)
@@ -161,27 +163,27 @@ func TestProbeSetsEnvironment(t *testing.T) {
 	envs := hwEnvs(t)
 	bits := math.Float32frombits
 	cases := []struct {
-		env     Env
+		env     kernels.Env
 		op      Op
 		a, b, c uint32
 		want    uint32
 	}{
-		{IEEE, OpMul, 0x3f7fffff, 0x00800000, 0, 0x00800000},
-		{FTZ, OpMul, 0x3f7fffff, 0x00800000, 0, 0},
-		{FTZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0x00800000}, // band: x86 keeps min
-		{ArmFZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0},        // band: Arm flushes
-		{ArmFZ, OpMul, 0xbf7fffff, 0x00800000, 0, 0x80000000},
-		{FTZDAZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0x00800000},
-		{FTZ, OpFMA, 0x80400000, 0x3f800000, 0, 0x80000000},
-		{DAZ, OpFMA, 0x80400000, 0x3f800000, 0, 0},
-		{IEEE, OpFMA, 0x80400000, 0x3f800000, 0, 0x80400000},
-		{FTZ, OpFMA, 0x20000000, 0x1f800000, 0x00c00000, 0x01000000},
-		{FTZ, OpMulAdd, 0x20000000, 0x1f800000, 0x00c00000, 0x00c00000},
-		{IEEE, OpFMA, 0x33800001, 0x3f7ffffe, 0x3f800001, 0x3f800001},
-		{DAZ, OpMulAdd, 0x3f000000, 0x00800000, 0x00800000, 0x00800000},
-		{IEEE, OpMulAdd, 0x3f000000, 0x00800000, 0x00800000, 0x00c00000},
+		{kernels.IEEE, OpMul, 0x3f7fffff, 0x00800000, 0, 0x00800000},
+		{kernels.FTZ, OpMul, 0x3f7fffff, 0x00800000, 0, 0},
+		{kernels.FTZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0x00800000}, // band: x86 keeps min
+		{kernels.ArmFZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0},        // band: Arm flushes
+		{kernels.ArmFZ, OpMul, 0xbf7fffff, 0x00800000, 0, 0x80000000},
+		{kernels.FTZDAZ, OpMul, 0x3f000001, 0x00fffffe, 0, 0x00800000},
+		{kernels.FTZ, OpFMA, 0x80400000, 0x3f800000, 0, 0x80000000},
+		{kernels.DAZ, OpFMA, 0x80400000, 0x3f800000, 0, 0},
+		{kernels.IEEE, OpFMA, 0x80400000, 0x3f800000, 0, 0x80400000},
+		{kernels.FTZ, OpFMA, 0x20000000, 0x1f800000, 0x00c00000, 0x01000000},
+		{kernels.FTZ, OpMulAdd, 0x20000000, 0x1f800000, 0x00c00000, 0x00c00000},
+		{kernels.IEEE, OpFMA, 0x33800001, 0x3f7ffffe, 0x3f800001, 0x3f800001},
+		{kernels.DAZ, OpMulAdd, 0x3f000000, 0x00800000, 0x00800000, 0x00800000},
+		{kernels.IEEE, OpMulAdd, 0x3f000000, 0x00800000, 0x00800000, 0x00c00000},
 	}
-	honoured := map[Env]bool{}
+	honoured := map[kernels.Env]bool{}
 	for _, e := range envs {
 		honoured[e] = true
 	}
@@ -307,7 +309,7 @@ func TestProbeTail(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := 0; i < n; i++ {
-				if want := FMA(envs[len(envs)-1], a[i], b[i], c[i]); !SameResult(got[i], want) {
+				if want := kernels.FMA(envs[len(envs)-1], a[i], b[i], c[i]); !kernels.SameResult(got[i], want) {
 					t.Errorf("%s n=%d lane %d: %08x, want %08x", u.Name, n, i, math.Float32bits(got[i]), math.Float32bits(want))
 				}
 			}
@@ -322,19 +324,19 @@ func TestProbeTail(t *testing.T) {
 // short operands, are refused rather than run in the wrong mode.
 func TestProbeRejects(t *testing.T) {
 	hwEnvs(t)
-	honoured := map[Env]bool{}
+	honoured := map[kernels.Env]bool{}
 	for _, e := range HardwareEnvs() {
 		honoured[e] = true
 	}
 	u := ProbeUnits()[0]
 	dst := make([]float32, 4)
-	for _, e := range Envs {
+	for _, e := range kernels.Envs {
 		err := u.Run(e, OpMul, dst, dst, dst, nil)
 		if honoured[e] != (err == nil) {
 			t.Errorf("%v: honoured %v but Run returned %v", e, honoured[e], err)
 		}
 	}
-	if err := u.Run(IEEE, OpFMA, dst, dst, dst, dst[:1]); err == nil {
+	if err := u.Run(kernels.IEEE, OpFMA, dst, dst, dst, dst[:1]); err == nil {
 		t.Error("short c accepted")
 	}
 }

@@ -1,16 +1,20 @@
 //go:build !purego
 
-package kernels
+package probe
 
 // The amd64 probe table: which generated routine (probe_gen_amd64.s) serves
 // each operation on each unit, gated on the CPU's features.
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
+)
 
 // controlWord is the MXCSR value for env. Every amd64 CPU has FTZ and DAZ
 // (DAZ arrived with SSE2, which amd64 requires), so the four x86
 // environments are all native; Arm's FZ has no x86 encoding.
-func controlWord(env Env) (uint64, bool) {
+func controlWord(env kernels.Env) (uint64, bool) {
 	v, ok := env.MXCSR()
 	return uint64(v), ok
 }

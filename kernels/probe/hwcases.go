@@ -1,4 +1,4 @@
-package kernels
+package probe
 
 // Test cases for the scalar operations, built where the contract's
 // behaviours live: at 2^-126, in the band just below it, at exact ties and on

@@ -1,9 +1,14 @@
 //go:build !purego
 
-package kernels
+package probe
 
 // The arm64 probe table: the hand-written routines of probe_arm64.s, and the
 // FPCR value of each environment this CPU honours.
+
+import (
+	"github.com/seed8b67a5e0/underflow/kernels"
+	"github.com/seed8b67a5e0/underflow/kernels/internal/fpctl"
+)
 
 // Declarations of probe_arm64.s.
 func probeMulScalar(fpcr uint64, dst, a, b, c []float32)
@@ -17,13 +22,9 @@ func probeDivNEON(fpcr uint64, dst, a, b, c []float32)
 func probeFMANEON(fpcr uint64, dst, a, b, c []float32)
 func probeMulAddNEON(fpcr uint64, dst, a, b, c []float32)
 
-// getFPCR and setFPCR read and write the calling thread's FPCR (for tests).
-func getFPCR() uint64
-func setFPCR(v uint64)
-
 // controlWord is the FPCR value for env: IEEE and ArmFZ everywhere, FTZDAZ
-// with FEAT_AFP (hasAFP, read from HWCAP2 in dispatch_arm64.go); x86's FTZ-only and DAZ-only have no Arm mode.
-func controlWord(env Env) (uint64, bool) { return env.FPCR(hasAFP) }
+// with FEAT_AFP (fpctl.HasAFP, read from HWCAP2); x86's FTZ-only and DAZ-only have no Arm mode.
+func controlWord(env kernels.Env) (uint64, bool) { return env.FPCR(fpctl.HasAFP) }
 
 var probeUnits = func() []ProbeUnit {
 	// FP and Advanced SIMD are mandatory in arm64 Linux userspace.

@@ -1,8 +1,10 @@
-package kernels
+package probe
 
 import (
 	"math"
 	"testing"
+
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // FuzzScalarOps compares every unit of the hardware with the reference, in
@@ -30,7 +32,7 @@ func FuzzScalarOps(f *testing.F) {
 					}
 					want := op.Reference(env, a, b, c)
 					for i, got := range dst {
-						if !SameResult(got, want) {
+						if !kernels.SameResult(got, want) {
 							t.Fatalf("%s lane %d %v %v(%08x, %08x, %08x): hardware %08x, reference %08x",
 								u.Name, i, env, op, ab, bb, cb, math.Float32bits(got), math.Float32bits(want))
 						}
