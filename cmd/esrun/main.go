@@ -5,7 +5,7 @@
 // cmd/train it exposes every es setting (-l2, -fitness, -noise-size,
 // -hold-norms, -decay-gens, -init-scale) but writes no run folder.
 //
-//	go run ./es/esrun -pop 200 -budget 20m -eval-every 3m -hold-norms
+//	go run ./cmd/esrun -pop 200 -budget 20m -eval-every 3m -hold-norms
 //
 // With -diag POPS it trains nothing: at the starting parameters (-init, or
 // the article's initialisation) it measures how much signal one ES
@@ -14,7 +14,7 @@
 // independent noise on the same minibatch and prints their cosine, and
 // each one's cosine with backprop-ftz's surrogate gradient.
 //
-//	go run ./es/esrun -diag 200,1000,4000 -init model.safetensors
+//	go run ./cmd/esrun -diag 200,1000,4000 -init model.safetensors
 package main
 
 import (
