@@ -11,6 +11,7 @@ import (
 	"os"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/optim"
 )
 
 // Checkpoint file format, version 1 (little-endian):
@@ -43,7 +44,7 @@ type Checkpoint struct {
 	Config Config
 	Gen    int64
 	Params []float32
-	Adam   *Adam
+	Adam   *optim.Adam
 	Meta   map[string]string
 }
 
@@ -130,7 +131,7 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 		return v
 	}
 	c := &Checkpoint{Config: h.Config, Gen: h.Gen, Meta: h.Meta, Params: read()}
-	c.Adam = &Adam{LR: h.Config.LR, Beta1: h.Config.Beta1, Beta2: h.Config.Beta2, Eps: h.Config.Eps, T: h.AdamT}
+	c.Adam = &optim.Adam{LR: h.Config.LR, Beta1: h.Config.Beta1, Beta2: h.Config.Beta2, Eps: h.Config.Eps, T: h.AdamT}
 	c.Adam.M, c.Adam.V = read(), read()
 	for i, v := range c.Params {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

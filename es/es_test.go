@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -32,7 +33,7 @@ func newQuadratic(dim int) *quadratic {
 func (q *quadratic) Dim() int { return len(q.target) }
 
 func (q *quadratic) Begin(gen int64) {
-	s := newStream(streamKey(q.seed, tagBatch, uint64(gen)))
+	s := detmath.NewStream(detmath.StreamKey(q.seed, tagBatch, uint64(gen)))
 	q.subset = q.subset[:0]
 	for i := 0; i < len(q.target)/2; i++ {
 		q.subset = append(q.subset, s.Intn(len(q.target)))
@@ -100,30 +101,6 @@ func newToyTrainer(t testing.TB, cfg Config, dim int) *Trainer {
 		t.Fatal(err)
 	}
 	return tr
-}
-
-func TestDetLogMatchesMathLog(t *testing.T) {
-	s := newStream(99)
-	// Go's math.Log is assembly on amd64 and wrong for subnormals, which the
-	// Gaussian transform never sees; check the smallest one against ln 2^-1074.
-	if got, want := detLog(math.SmallestNonzeroFloat64), -1074*math.Ln2; math.Abs(got-want) > 2*ulp(want) {
-		t.Fatalf("detLog(2^-1074) = %v, want %v", got, want)
-	}
-	xs := []float64{1, 2, 0.5, math.Sqrt2, 4.9e-300, 1e300, 1 - 1e-16, 1 + 1e-15}
-	for i := 0; i < 100000; i++ {
-		xs = append(xs, float64(s.Uint64()>>11)/(1<<53)+1e-300)
-	}
-	for _, x := range xs {
-		got, want := detLog(x), math.Log(x)
-		if d := math.Abs(got - want); d > 2*ulp(want) {
-			t.Fatalf("detLog(%v) = %v, math.Log = %v (%.3g ulp)", x, got, want, d/ulp(want))
-		}
-	}
-}
-
-func ulp(x float64) float64 {
-	x = math.Abs(x)
-	return math.Nextafter(x, math.Inf(1)) - x
 }
 
 func TestNoiseTableIsStandardNormal(t *testing.T) {

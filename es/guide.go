@@ -1,6 +1,10 @@
 package es
 
-import "math"
+import (
+	"math"
+
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+)
 
 // Guided ES (Maheswaranathan et al., "Guided evolutionary strategies",
 // ICML 2019) with a one-dimensional guiding subspace: each pair's
@@ -54,7 +58,7 @@ func (g *guideState) begin(params []float32, seed uint64, gen int64) {
 		g.unit[i] = float32(v * inv)
 	}
 	for p := range g.zeta {
-		fillGaussian(g.zeta[p:p+1], streamKey(seed, tagGuide, uint64(gen), uint64(p)))
+		fillGaussian(g.zeta[p:p+1], detmath.StreamKey(seed, tagGuide, uint64(gen), uint64(p)))
 	}
 }
 

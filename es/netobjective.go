@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 )
 
 // Fitness kinds a NetObjective computes on the shared minibatch.
@@ -81,7 +82,7 @@ func (o *NetObjective) permute(e int64) {
 	for i := range o.perm {
 		o.perm[i] = int32(i)
 	}
-	s := newStream(streamKey(o.Seed, tagBatch, uint64(e)))
+	s := detmath.NewStream(detmath.StreamKey(o.Seed, tagBatch, uint64(e)))
 	for i := len(o.perm) - 1; i > 0; i-- {
 		j := s.Intn(i + 1)
 		o.perm[i], o.perm[j] = o.perm[j], o.perm[i]

@@ -7,6 +7,8 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 )
 
 // noiseBlock is the number of table entries generated from one stream. Blocks
@@ -45,7 +47,7 @@ func NewNoiseTable(seed uint64, size, threads int) (*NoiseTable, error) {
 			defer wg.Done()
 			for b := range next {
 				lo := b * noiseBlock
-				fillGaussian(t.Values[lo:min(lo+noiseBlock, size)], streamKey(seed, tagNoise, uint64(b)))
+				fillGaussian(t.Values[lo:min(lo+noiseBlock, size)], detmath.StreamKey(seed, tagNoise, uint64(b)))
 			}
 		}()
 	}
@@ -55,9 +57,9 @@ func NewNoiseTable(seed uint64, size, threads int) (*NoiseTable, error) {
 
 // fillGaussian fills dst with standard normal values by Marsaglia's polar
 // method, drawing from the stream with the given key. Only +, −, ×, ÷,
-// math.Sqrt and the deterministic detLog are used, with no fusable a*b+c.
+// math.Sqrt and the deterministic detmath.LogAtanh are used, with no fusable a*b+c.
 func fillGaussian(dst []float32, key uint64) {
-	s := newStream(key)
+	s := detmath.NewStream(key)
 	const scale = 1.0 / (1 << 52)
 	for i := 0; i < len(dst); {
 		// u, v uniform in (−1, 1) on a 2^-52 grid: exact conversions.
@@ -67,7 +69,7 @@ func fillGaussian(dst []float32, key uint64) {
 		if r >= 1 || r == 0 {
 			continue
 		}
-		f := math.Sqrt(-2 * detLog(r) / r)
+		f := math.Sqrt(-2 * detmath.LogAtanh(r) / r)
 		dst[i] = float32(float64(u * f))
 		i++
 		if i < len(dst) {
@@ -83,7 +85,7 @@ func (t *NoiseTable) Slice(off, dim int) []float32 { return t.Values[off : off+d
 // Offset returns the seeded offset of pair p's perturbation in generation
 // gen: uniform over every start where a slice of length dim fits.
 func (t *NoiseTable) Offset(seed uint64, gen int64, p, dim int) int {
-	s := newStream(streamKey(seed, tagOffset, uint64(gen), uint64(p)))
+	s := detmath.NewStream(detmath.StreamKey(seed, tagOffset, uint64(gen), uint64(p)))
 	return s.Intn(len(t.Values) - dim + 1)
 }
 
@@ -102,3 +104,11 @@ func (t *NoiseTable) SHA256() string {
 	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
+
+// Stream purposes, part of every stream key so no two uses share numbers.
+const (
+	tagNoise  = 1 // building the noise table
+	tagOffset = 2 // a pair's offset into the noise table
+	tagBatch  = 3 // the minibatch of a generation
+	tagGuide  = 4 // guided ES: a pair's step along the surrogate gradient
+)

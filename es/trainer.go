@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/seed8b67a5e0/underflow/fpnet/optim"
 )
 
 // Config holds the hyper-parameters. Every field except Workers is part of
@@ -136,7 +138,7 @@ type Trainer struct {
 	Obj    Objective
 	Noise  *NoiseTable
 	Params []float32
-	Opt    *Adam
+	Opt    *optim.Adam
 	Gen    int64 // generations completed
 
 	evals   []Evaluator
@@ -189,7 +191,7 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 	t := &Trainer{
 		Cfg: cfg, Obj: obj, Noise: noise,
 		Params:  append([]float32(nil), init...),
-		Opt:     NewAdam(dim, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.Eps),
+		Opt:     optim.NewAdam(dim, cfg.LR, cfg.Beta1, cfg.Beta2, cfg.Eps),
 		fitness: make([]float64, cfg.Pop),
 		weights: make([]float32, cfg.Pop/2),
 		offsets: make([]int, cfg.Pop/2),

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 )
 
 // Arch is the network's shape: Sizes[0] inputs, Sizes[len-1] classes, and
@@ -114,9 +116,9 @@ func (ly Layer) B(params []float32) []float32 { return params[ly.BOff : ly.BOff+
 // platform (deterministic PRNG, own log, no fused multiply-add).
 func InitParams(a Arch, seed uint64) []float32 {
 	p := make([]float32, a.NumParams())
-	g := NewGaussian(seed)
+	g := detmath.NewGaussian(seed)
 	for _, ly := range a.LayerViews() {
-		std := sqrt64(2 / float64(ly.FanIn))
+		std := detmath.Sqrt(2 / float64(ly.FanIn))
 		w := ly.W(p)
 		for i := range w {
 			w[i] = float32(g.Next() * std)

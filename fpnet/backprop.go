@@ -3,8 +3,10 @@ package fpnet
 import (
 	"fmt"
 	"math"
-	"sync"
 
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/fpnet/internal/parallel"
+	"github.com/seed8b67a5e0/underflow/fpnet/optim"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -93,7 +95,7 @@ type Backprop struct {
 	Net    *Net
 	Cfg    BackpropConfig
 	Params []float32
-	Opt    *Adam
+	Opt    *optim.Adam
 	Step   int64 // minibatches done
 
 	trainN        int
@@ -124,7 +126,7 @@ func NewBackprop(net *Net, cfg BackpropConfig, params []float32, trainN int) (*B
 		return nil, fmt.Errorf("backprop: %d training examples, fewer than one batch of %d", trainN, cfg.Batch)
 	}
 	b := &Backprop{Net: net, Cfg: cfg, Params: params, trainN: trainN, stepsPerEpoch: trainN / cfg.Batch, permEpoch: -1}
-	b.Opt = NewAdam(len(params), cfg.LR, 0.9, 0.999, 1e-8)
+	b.Opt = optim.NewAdam(len(params), cfg.LR, 0.9, 0.999, 1e-8)
 	b.Opt.WeightDecay = cfg.WeightDecay
 	b.Opt.Workers = net.Threads
 	a := net.Arch
@@ -177,29 +179,9 @@ func (b *Backprop) LearningRate(step int64) float32 {
 	frac = min(max(frac, 0), 1)
 	// cos via the deterministic exp? No: the schedule only needs to be the
 	// same on every platform, and cosine of a float64 is computed here by a
-	// fixed polynomial (cosPi), not math.Cos (assembly on some arches).
-	w := 0.5 * (1 + cosPi(frac))
+	// fixed polynomial (detmath.CosPi), not math.Cos (assembly on some arches).
+	w := 0.5 * (1 + detmath.CosPi(frac))
 	return float32(float64(c.LRFinal) + float64(w*float64(c.LR-c.LRFinal)))
-}
-
-// cosPi returns cos(π·x) for x in [0, 1], deterministically (Taylor series
-// on a reduced argument, every product rounded on its own).
-func cosPi(x float64) float64 {
-	// cos(πx) = -cos(π(1-x)); reduce to [0, 0.5] then use sin for (0.25, 0.5].
-	sign := 1.0
-	if x > 0.5 {
-		x = 1 - x
-		sign = -1
-	}
-	t := math.Pi * x // in [0, π/2]
-	t2 := float64(t * t)
-	// cos t = Σ (-1)^k t^(2k)/(2k)!, 12 terms: error < 1e-16 on [0, π/2].
-	sum, term := 1.0, 1.0
-	for k := 1; k <= 12; k++ {
-		term = -float64(term*t2) / float64((2*k-1)*(2*k))
-		sum += term
-	}
-	return sign * sum
 }
 
 // epochPerm returns the example order of epoch e: a seeded shuffle, so a
@@ -212,7 +194,7 @@ func (b *Backprop) epochPerm(e int64) []int {
 		for i := range b.perm {
 			b.perm[i] = i
 		}
-		rng := SplitMix64{State: b.Cfg.Seed ^ uint64(e+1)*0x9e3779b97f4a7c15}
+		rng := detmath.SplitMix64{State: b.Cfg.Seed ^ uint64(e+1)*0x9e3779b97f4a7c15}
 		rng.Shuffle(b.perm)
 		b.permEpoch = e
 	}
@@ -230,7 +212,7 @@ func (b *Backprop) TrainStep(ds *Dataset) (loss float64, correct int) {
 	epoch := b.Step / int64(b.stepsPerEpoch)
 	pos := int(b.Step%int64(b.stepsPerEpoch)) * B
 	perm := b.epochPerm(epoch)
-	rng := SplitMix64{State: b.Cfg.Seed*0x2545f4914f6cdd1d ^ uint64(b.Step)}
+	rng := detmath.SplitMix64{State: b.Cfg.Seed*0x2545f4914f6cdd1d ^ uint64(b.Step)}
 	for r := 0; r < B; r++ {
 		i := perm[pos+r]
 		dst := b.x[r*ds.Dim : (r+1)*ds.Dim]
@@ -285,8 +267,8 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 
 	e := r.ScaleExp
 	up := math.Float32frombits(uint32(e+127) << 23) // 2^ScaleExp, exact on normal and subnormal activations alike
-	theta := float32(ldexp64(1, e-126))
-	tau := float64(b.Cfg.Tau) * ldexp64(1, e-125)
+	theta := float32(detmath.Ldexp(1, e-126))
+	tau := float64(b.Cfg.Tau) * detmath.Ldexp(1, e-125)
 	flushes := r.ElementEnv.FlushesOutputs() || r.ElementEnv.ZeroesInputs() || r.ProductEnv.FlushesOutputs()
 	aware := b.Cfg.FlushAware && flushes
 	jump := b.Cfg.Surrogate != "mask"
@@ -302,7 +284,7 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 			// is 0 exactly; skip the exp (same bits).
 			return 1
 		}
-		s := 1 / (1 + exp64(-z))
+		s := 1 / (1 + detmath.Exp(-z))
 		if !jump {
 			return float32(s)
 		}
@@ -330,7 +312,7 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 		bias := ly.B(params)
 		if aware {
 			// Elementwise, so splitting the rows over goroutines keeps the bits.
-			parallelRange(batch, threads, func(lo, hi int) {
+			parallel.Range(batch, threads, func(lo, hi int) {
 				for row := lo; row < hi; row++ {
 					for j := 0; j < ly.FanOut; j++ {
 						i := row*ly.FanOut + j
@@ -391,26 +373,6 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 		}
 	}
 	return loss, correct
-}
-
-// parallelRange runs fn over [0, n) split into up to workers contiguous
-// ranges, one goroutine each, and waits.
-func parallelRange(n, workers int, fn func(lo, hi int)) {
-	workers = max(1, min(workers, n/8))
-	if workers == 1 {
-		fn(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		lo, hi := n*w/workers, n*(w+1)/workers
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	wg.Wait()
 }
 
 // deadZone is D: 0 where |u| < θ, else u.

@@ -1,5 +1,7 @@
 package fpnet
 
+import "github.com/seed8b67a5e0/underflow/fpnet/detmath"
+
 // SoftmaxCrossEntropy returns the mean cross-entropy of batch rows of logits
 // (batch×classes) against labels, and how many rows' arg-max is the label.
 // It computes in float64 with deterministic exp and log and a fixed order,
@@ -32,13 +34,13 @@ func softmaxCE(logits []float32, labels []uint8, batch, classes int, grad []floa
 		m := float64(row[best])
 		sum := 0.0
 		for _, v := range row {
-			sum += exp64(float64(v) - m)
+			sum += detmath.Exp(float64(v) - m)
 		}
-		total += log64(sum) - (float64(row[y]) - m)
+		total += detmath.Log(sum) - (float64(row[y]) - m)
 		if grad != nil {
 			g := grad[r*classes : r*classes+classes]
 			for j, v := range row {
-				p := exp64(float64(v)-m) / sum
+				p := detmath.Exp(float64(v)-m) / sum
 				if j == y {
 					p -= 1
 				}

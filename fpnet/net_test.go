@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -63,7 +64,7 @@ func TestForwardMatchesReference(t *testing.T) {
 		n := NewNet(arch, r)
 		params := InitParams(arch, 5)
 		// Biases around the flush threshold, so the b/s flush matters.
-		rng := SplitMix64{State: 9}
+		rng := detmath.SplitMix64{State: 9}
 		for _, ly := range arch.LayerViews() {
 			for j := range ly.B(params) {
 				ly.B(params)[j] = float32(rng.Float64()*2-1) * 0.8
@@ -238,7 +239,7 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 		l, _ := SoftmaxCrossEntropy(n.Forward(ws, params, x, 16), y, 16, 10)
 		return l
 	}
-	rng := SplitMix64{State: 1}
+	rng := detmath.SplitMix64{State: 1}
 	checked := 0
 	for k := 0; k < 200; k++ {
 		i := rng.Intn(len(params))
@@ -284,7 +285,7 @@ func TestForwardOneLayerMatchesReference(t *testing.T) {
 		}
 		n := NewNet(arch, r)
 		params := InitParams(arch, 6)
-		rng := SplitMix64{State: 10}
+		rng := detmath.SplitMix64{State: 10}
 		for j := range arch.LayerViews()[0].B(params) {
 			arch.LayerViews()[0].B(params)[j] = float32(rng.Float64()*2-1) * 0.8
 		}

@@ -1,4 +1,4 @@
-package es
+package detmath
 
 import "math"
 
@@ -7,17 +7,20 @@ import "math"
 // the compiler cannot fuse it into an FMA (it always may on arm64): the
 // result has the same bits on every platform.
 
-const (
-	ln2Hi = 6.93147180369123816490e-01 // high bits of ln 2, exact times small ints
-	ln2Lo = 1.90821492927058770002e-10 // ln 2 − ln2Hi
-)
-
-// detLog returns the natural logarithm of x for finite x > 0. It is accurate
-// to about 1 ulp, which is all the Gaussian transform needs; what matters is
-// that it gives the same bits everywhere.
-func detLog(x float64) float64 {
+// LogAtanh returns the natural logarithm of x for finite x > 0 by the
+// series of 2·atanh((m−1)/(m+1)). It is accurate to about 1 ulp, which is
+// all the Gaussian transform needs; what matters is that it gives the same
+// bits everywhere.
+//
+// There are two logarithms here on purpose. Log (the msun algorithm) and
+// LogAtanh are both within about 1 ulp of the true value but differ in the
+// last bit for some arguments. ES's noise table is built with LogAtanh, and
+// its golden hash (and so every ES run's parameters) depends on those bits;
+// the loss and the initialiser use Log, with goldens of their own. Merging
+// them would change one set of goldens, so both stay, named by method.
+func LogAtanh(x float64) float64 {
 	if !(x > 0) || math.IsInf(x, 1) {
-		panic("es: detLog argument must be finite and positive")
+		panic("detmath: LogAtanh argument must be finite and positive")
 	}
 	// Split x = m·2^e with m in [√½, √2): exact bit manipulation.
 	b := math.Float64bits(x)

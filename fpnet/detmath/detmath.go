@@ -1,4 +1,4 @@
-package fpnet
+package detmath
 
 import "math"
 
@@ -10,8 +10,8 @@ import "math"
 // product that meets an add, so no compiler may fuse it into an FMA.
 // Accuracy is within 1 ulp, which is all the loss needs.
 
-// sqrt64 is math.Sqrt: correctly rounded on every platform, so deterministic.
-func sqrt64(x float64) float64 { return math.Sqrt(x) }
+// Sqrt is math.Sqrt: correctly rounded on every platform, so deterministic.
+func Sqrt(x float64) float64 { return math.Sqrt(x) }
 
 const (
 	ln2Hi = 6.93147180369123816490e-01
@@ -19,8 +19,8 @@ const (
 	log2e = 1.44269504088896338700e+00
 )
 
-// exp64 returns e^x.
-func exp64(x float64) float64 {
+// Exp returns e^x.
+func Exp(x float64) float64 {
 	const (
 		overflow  = 7.09782712893383973096e+02
 		underflow = -7.45133219101941108420e+02
@@ -59,11 +59,11 @@ func exp64(x float64) float64 {
 	poly = p1 + float64(t*poly)
 	c := r - float64(t*poly)
 	y := 1 - ((lo - float64(r*c)/(2-c)) - hi)
-	return ldexp64(y, k)
+	return Ldexp(y, k)
 }
 
-// log64 returns the natural logarithm of x.
-func log64(x float64) float64 {
+// Log returns the natural logarithm of x.
+func Log(x float64) float64 {
 	const (
 		l1 = 6.666666666666735130e-01
 		l2 = 3.999999999940941908e-01
@@ -81,7 +81,7 @@ func log64(x float64) float64 {
 	case x == 0:
 		return math.Inf(-1)
 	}
-	f1, ki := frexp64(x)
+	f1, ki := Frexp(x)
 	if f1 < math.Sqrt2/2 {
 		f1 *= 2
 		ki--
@@ -104,9 +104,9 @@ func log64(x float64) float64 {
 	return float64(k*ln2Hi) - ((hfsq - inner) - f)
 }
 
-// frexp64 splits a finite nonzero x into frac in [0.5, 1) and exp with
+// Frexp splits a finite nonzero x into frac in [0.5, 1) and exp with
 // x = frac·2^exp, by bit manipulation (exact everywhere).
-func frexp64(x float64) (frac float64, exp int) {
+func Frexp(x float64) (frac float64, exp int) {
 	if x != 0 && math.Abs(x) < 0x1p-1022 { // subnormal: normalise first
 		x *= 1 << 52
 		exp = -52
@@ -118,9 +118,9 @@ func frexp64(x float64) (frac float64, exp int) {
 	return math.Float64frombits(b), exp
 }
 
-// ldexp64 returns frac·2^exp; exact (a power-of-two scaling, done in two
+// Ldexp returns frac·2^exp; exact (a power-of-two scaling, done in two
 // steps when 2^exp alone is not a normal float64).
-func ldexp64(frac float64, exp int) float64 {
+func Ldexp(frac float64, exp int) float64 {
 	for exp > 1023 {
 		frac *= 0x1p1023
 		exp -= 1023
@@ -133,4 +133,24 @@ func ldexp64(frac float64, exp int) float64 {
 		}
 	}
 	return frac * math.Float64frombits(uint64(exp+1023)<<52)
+}
+
+// CosPi returns cos(π·x) for x in [0, 1], deterministically (Taylor series
+// on a reduced argument, every product rounded on its own).
+func CosPi(x float64) float64 {
+	// cos(πx) = -cos(π(1-x)); reduce to [0, 0.5] then use sin for (0.25, 0.5].
+	sign := 1.0
+	if x > 0.5 {
+		x = 1 - x
+		sign = -1
+	}
+	t := math.Pi * x // in [0, π/2]
+	t2 := float64(t * t)
+	// cos t = Σ (-1)^k t^(2k)/(2k)!, 12 terms: error < 1e-16 on [0, π/2].
+	sum, term := 1.0, 1.0
+	for k := 1; k <= 12; k++ {
+		term = -float64(term*t2) / float64((2*k-1)*(2*k))
+		sum += term
+	}
+	return sign * sum
 }

@@ -1,6 +1,4 @@
-package es
-
-import "github.com/seed8b67a5e0/underflow/fpnet"
+package detmath
 
 // Counter-based randomness: every random number the trainer uses is a pure
 // function of a key and a counter, so it does not depend on which goroutine
@@ -17,9 +15,9 @@ func mix64(z uint64) uint64 {
 // golden is 2^64 / φ, the SplitMix64 increment.
 const golden = 0x9e3779b97f4a7c15
 
-// streamKey derives the key of an independent stream from a seed and a list
+// StreamKey derives the key of an independent stream from a seed and a list
 // of stream identifiers (purpose tag, generation, member, ...).
-func streamKey(seed uint64, ids ...uint64) uint64 {
+func StreamKey(seed uint64, ids ...uint64) uint64 {
 	k := mix64(seed ^ 0x6a09e667f3bcc908)
 	for _, id := range ids {
 		k = mix64(k + golden*(id+1))
@@ -27,15 +25,7 @@ func streamKey(seed uint64, ids ...uint64) uint64 {
 	return k
 }
 
-// newStream returns the generator of the stream with that key: fpnet's
+// NewStream returns the generator of the stream with that key:
 // SplitMix64 (state advances by golden, output is the finalizer of the
 // state), started at the key.
-func newStream(key uint64) fpnet.SplitMix64 { return fpnet.SplitMix64{State: key} }
-
-// Stream purposes, part of every stream key so no two uses share numbers.
-const (
-	tagNoise  = 1 // building the noise table
-	tagOffset = 2 // a pair's offset into the noise table
-	tagBatch  = 3 // the minibatch of a generation
-	tagGuide  = 4 // guided ES: a pair's step along the surrogate gradient
-)
+func NewStream(key uint64) SplitMix64 { return SplitMix64{State: key} }

@@ -1,6 +1,14 @@
-package fpnet
+// Package optim is Adam for fpnet's backprop trainers and for es: one
+// optimizer whose same gradients give the same parameters, bit for bit, on
+// every platform.
+package optim
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/fpnet/internal/parallel"
+)
 
 // Adam is the Adam optimizer (Kingma & Ba) in float32, written with an
 // explicit conversion around every product that meets an add so that the
@@ -26,7 +34,7 @@ func NewAdam(n int, lr, beta1, beta2, eps float32) *Adam {
 // Step moves params against grad (a gradient of the loss to minimise).
 func (o *Adam) Step(params, grad []float32) {
 	if len(params) != len(o.M) || len(grad) != len(o.M) {
-		panic(fmt.Sprintf("fpnet: Adam.Step got %d params and %d gradients for state of %d", len(params), len(grad), len(o.M)))
+		panic(fmt.Sprintf("optim: Adam.Step got %d params and %d gradients for state of %d", len(params), len(grad), len(o.M)))
 	}
 	if o.T == 0 || o.pow1 == 0 {
 		o.pow1, o.pow2 = 1, 1
@@ -39,7 +47,7 @@ func (o *Adam) Step(params, grad []float32) {
 	o.pow1 *= float64(o.Beta1)
 	o.pow2 *= float64(o.Beta2)
 	a := o.stepSizeFrom(o.pow1, o.pow2)
-	parallelRange(len(params), o.Workers, func(lo, hi int) {
+	parallel.Range(len(params), o.Workers, func(lo, hi int) {
 		o.StepRange(a, params, grad[lo:hi], lo, hi)
 	})
 }
@@ -59,7 +67,7 @@ func (o *Adam) StepSize(t int64) float32 {
 // stepSizeFrom folds the bias correction into the step size, as in the
 // paper's efficient form: float64, then rounded once.
 func (o *Adam) stepSizeFrom(pow1, pow2 float64) float32 {
-	return float32(float64(o.LR) * sqrt64(1-pow2) / (1 - pow1))
+	return float32(float64(o.LR) * detmath.Sqrt(1-pow2) / (1 - pow1))
 }
 
 // StepRange applies one step of step size a (StepSize) to params[lo:hi],
@@ -82,7 +90,7 @@ func adamRange(params, grad, m, v []float32, b1, b2, c1, c2, eps, decay, stepSiz
 		if decay != 0 {
 			p -= float32(decay * p)
 		}
-		denom := float32(sqrt64(float64(vi))) + eps
+		denom := float32(detmath.Sqrt(float64(vi))) + eps
 		params[i] = p - float32(stepSize*mi)/denom
 	}
 }

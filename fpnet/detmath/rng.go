@@ -1,4 +1,4 @@
-package fpnet
+package detmath
 
 import "math/bits"
 
@@ -24,7 +24,7 @@ func (s *SplitMix64) Float64() float64 {
 // (Lemire's multiply-shift with rejection).
 func (s *SplitMix64) Intn(n int) int {
 	if n <= 0 {
-		panic("fpnet: Intn needs n > 0")
+		panic("detmath: Intn needs n > 0")
 	}
 	bound := uint64(n)
 	threshold := -bound % bound
@@ -69,7 +69,7 @@ func (g *Gaussian) Next() float64 {
 		if s >= 1 || s == 0 {
 			continue
 		}
-		f := sqrt64(-2 * log64(s) / s)
+		f := Sqrt(-2 * Log(s) / s)
 		g.spare = v * f
 		g.cached = true
 		return u * f
