@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -38,7 +39,7 @@ var esBench struct {
 
 func esBenchSetup(b *testing.B) (*fpnet.Dataset, *es.NoiseTable) {
 	esBench.once.Do(func() {
-		esBench.train, _, esBench.err = fpnet.LoadMNIST("")
+		esBench.train, _, esBench.err = mnist.LoadMNIST("")
 		if esBench.err == nil {
 			esBench.noise, esBench.err = es.NewNoiseTable(1, es.DefaultConfig().NoiseSize, 0)
 		}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -27,7 +28,7 @@ var fwdBench struct {
 }
 
 func benchTestSet(b *testing.B) *fpnet.Dataset {
-	fwdBench.once.Do(func() { _, fwdBench.test, fwdBench.err = fpnet.LoadMNIST("") })
+	fwdBench.once.Do(func() { _, fwdBench.test, fwdBench.err = mnist.LoadMNIST("") })
 	if fwdBench.err != nil {
 		b.Fatal(fwdBench.err)
 	}

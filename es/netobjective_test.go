@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 )
 
-var mnist struct {
+var mnistData struct {
 	once        sync.Once
 	train, test *fpnet.Dataset
 	err         error
@@ -16,11 +17,11 @@ var mnist struct {
 
 func loadMNIST(t testing.TB) (train, test *fpnet.Dataset) {
 	t.Helper()
-	mnist.once.Do(func() { mnist.train, mnist.test, mnist.err = fpnet.LoadMNIST("") })
-	if mnist.err != nil {
-		t.Fatal(mnist.err)
+	mnistData.once.Do(func() { mnistData.train, mnistData.test, mnistData.err = mnist.LoadMNIST("") })
+	if mnistData.err != nil {
+		t.Fatal(mnistData.err)
 	}
-	return mnist.train, mnist.test
+	return mnistData.train, mnistData.test
 }
 
 // tinyNetTrainer is the small configuration the determinism tests run: a

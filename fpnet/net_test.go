@@ -1,24 +1,26 @@
-package fpnet
+package fpnet_test
 
 import (
 	"math"
 	"sync"
 	"testing"
 
+	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 var (
 	mnistOnce             sync.Once
-	mnistTrain, mnistTest *Dataset
+	mnistTrain, mnistTest *fpnet.Dataset
 	mnistErr              error
 )
 
 // realMNIST loads the GoMNIST module's data once per test binary.
-func realMNIST(t testing.TB) (train, test *Dataset) {
+func realMNIST(t testing.TB) (train, test *fpnet.Dataset) {
 	t.Helper()
-	mnistOnce.Do(func() { mnistTrain, mnistTest, mnistErr = LoadMNIST("") })
+	mnistOnce.Do(func() { mnistTrain, mnistTest, mnistErr = mnist.LoadMNIST("") })
 	if mnistErr != nil {
 		t.Fatalf("loading MNIST from the GoMNIST module: %v", mnistErr)
 	}
@@ -27,7 +29,7 @@ func realMNIST(t testing.TB) (train, test *Dataset) {
 
 // referenceForward is the network written directly on the scalar
 // reference: every elementwise op through kernels.Add and kernels.Mul.
-func referenceForward(n *Net, params, x []float32, batch int) []float32 {
+func referenceForward(n *fpnet.Net, params, x []float32, batch int) []float32 {
 	r := n.Recipe
 	s := math.Float32frombits(uint32(r.ScaleExp+127) << 23)
 	inv := math.Float32frombits(uint32(-r.ScaleExp+127) << 23)
@@ -55,14 +57,14 @@ func referenceForward(n *Net, params, x []float32, batch int) []float32 {
 
 func TestForwardMatchesReference(t *testing.T) {
 	train, _ := realMNIST(t)
-	arch := Arch{Sizes: []int{784, 40, 24, 10}}
-	for _, name := range append(RecipeNames(), "ftz@125", "openai2017@120", "ieee@0") {
-		r, err := RecipeByName(name)
+	arch := fpnet.Arch{Sizes: []int{784, 40, 24, 10}}
+	for _, name := range append(fpnet.RecipeNames(), "ftz@125", "openai2017@120", "ieee@0") {
+		r, err := fpnet.RecipeByName(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := NewNet(arch, r)
-		params := InitParams(arch, 5)
+		n := fpnet.NewNet(arch, r)
+		params := fpnet.InitParams(arch, 5)
 		// Biases around the flush threshold, so the b/s flush matters.
 		rng := detmath.SplitMix64{State: 9}
 		for _, ly := range arch.LayerViews() {
@@ -114,11 +116,11 @@ func TestUnderflowMakesItNonlinear(t *testing.T) {
 		sum[i] = x1[i] + x2[i]
 		double[i] = 2 * x1[i]
 	}
-	params := InitParams(DefaultArch, 1)
+	params := fpnet.InitParams(fpnet.DefaultArch, 1)
 	results := map[string][2]float64{}
 	for _, name := range []string{"openai2017", "ieee"} {
-		r, _ := RecipeByName(name)
-		n := NewNet(DefaultArch, r)
+		r, _ := fpnet.RecipeByName(name)
+		n := fpnet.NewNet(fpnet.DefaultArch, r)
 		ws := n.NewWorkspace(batch)
 		f := func(x []float32) []float32 { return append([]float32(nil), n.Forward(ws, params, x, batch)...) }
 		f1, f2, fs, fd := f(x1), f(x2), f(sum), f(double)
@@ -165,11 +167,11 @@ func TestArticleExamples(t *testing.T) {
 }
 
 func TestInitParams(t *testing.T) {
-	p := InitParams(DefaultArch, 1)
-	if len(p) != 669706 || DefaultArch.NumParams() != 669706 {
+	p := fpnet.InitParams(fpnet.DefaultArch, 1)
+	if len(p) != 669706 || fpnet.DefaultArch.NumParams() != 669706 {
 		t.Fatalf("default network has %d parameters, want 669706", len(p))
 	}
-	for l, ly := range DefaultArch.LayerViews() {
+	for l, ly := range fpnet.DefaultArch.LayerViews() {
 		w := ly.W(p)
 		var sq float64
 		for _, v := range w {
@@ -187,7 +189,7 @@ func TestInitParams(t *testing.T) {
 	}
 	// The same bits on every platform and backend.
 	const golden = "760a80c42b912fb3628296eeeaa25331c2e3d2b095871a3a1c6d4b8f41da2721"
-	if got := ParamsSHA256(p); got != golden {
+	if got := fpnet.ParamsSHA256(p); got != golden {
 		t.Errorf("InitParams(default, 1) hashes to %s, golden %s", got, golden)
 	}
 }
@@ -196,7 +198,7 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 	logits := []float32{1, 2, 3, 0, 0, 0, 100, -100, 0}
 	labels := []uint8{2, 1, 0}
 	grad := make([]float32, 9)
-	loss, correct := SoftmaxCrossEntropyGrad(logits, labels, 3, 3, grad)
+	loss, correct := fpnet.SoftmaxCrossEntropyGrad(logits, labels, 3, 3, grad)
 	want := (math.Log(math.Exp(1)+math.Exp(2)+math.Exp(3)) - 3 + math.Log(3) + math.Log(1+math.Exp(-100)+math.Exp(-200))) / 3
 	if math.Abs(loss-want) > 1e-12 || correct != 2 {
 		t.Errorf("loss %v correct %d; want %v and 2", loss, correct, want)
@@ -216,18 +218,18 @@ func TestSoftmaxCrossEntropy(t *testing.T) {
 // against central differences on the ieee recipe without scaling.
 func TestGradientMatchesFiniteDifferences(t *testing.T) {
 	train, _ := realMNIST(t)
-	arch := Arch{Sizes: []int{784, 12, 8, 10}}
-	r, _ := RecipeByName("ieee@0")
-	n := NewNet(arch, r)
-	params := InitParams(arch, 3)
+	arch := fpnet.Arch{Sizes: []int{784, 12, 8, 10}}
+	r, _ := fpnet.RecipeByName("ieee@0")
+	n := fpnet.NewNet(arch, r)
+	params := fpnet.InitParams(arch, 3)
 	for i := range params {
 		if i%7 == 0 {
 			params[i] += 0.01
 		}
 	}
-	cfg := DefaultBackpropConfig(false)
+	cfg := fpnet.DefaultBackpropConfig(false)
 	cfg.Batch = 16
-	bp, err := NewBackprop(n, cfg, params, 100)
+	bp, err := fpnet.NewBackprop(n, cfg, params, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 	bp.Gradient(grad, x, y, 16)
 	ws := n.NewWorkspace(16)
 	lossAt := func() float64 {
-		l, _ := SoftmaxCrossEntropy(n.Forward(ws, params, x, 16), y, 16, 10)
+		l, _ := fpnet.SoftmaxCrossEntropy(n.Forward(ws, params, x, 16), y, 16, 10)
 		return l
 	}
 	rng := detmath.SplitMix64{State: 1}
@@ -264,9 +266,9 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 
 func BenchmarkForwardTestSet(b *testing.B) {
 	_, test := realMNIST(b)
-	r, _ := RecipeByName(DefaultRecipe)
-	n := NewNet(DefaultArch, r)
-	params := InitParams(DefaultArch, 1)
+	r, _ := fpnet.RecipeByName(fpnet.DefaultRecipe)
+	n := fpnet.NewNet(fpnet.DefaultArch, r)
+	params := fpnet.InitParams(fpnet.DefaultArch, 1)
 	b.SetBytes(int64(test.N * test.Dim * 4))
 	for b.Loop() {
 		n.Evaluate(params, test, 1)
@@ -277,14 +279,14 @@ func BenchmarkForwardTestSet(b *testing.B) {
 // the case where Forward's first layer is also its last.
 func TestForwardOneLayerMatchesReference(t *testing.T) {
 	train, _ := realMNIST(t)
-	arch := Arch{Sizes: []int{784, 10}}
-	for _, name := range append(RecipeNames(), "ftz@125", "ieee@0") {
-		r, err := RecipeByName(name)
+	arch := fpnet.Arch{Sizes: []int{784, 10}}
+	for _, name := range append(fpnet.RecipeNames(), "ftz@125", "ieee@0") {
+		r, err := fpnet.RecipeByName(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := NewNet(arch, r)
-		params := InitParams(arch, 6)
+		n := fpnet.NewNet(arch, r)
+		params := fpnet.InitParams(arch, 6)
 		rng := detmath.SplitMix64{State: 10}
 		for j := range arch.LayerViews()[0].B(params) {
 			arch.LayerViews()[0].B(params)[j] = float32(rng.Float64()*2-1) * 0.8
@@ -303,13 +305,13 @@ func TestForwardOneLayerMatchesReference(t *testing.T) {
 // TestForwardAllocatesNothing: Forward runs once per ES member and per
 // evaluation chunk, so it must not allocate.
 func TestForwardAllocatesNothing(t *testing.T) {
-	r, err := RecipeByName("openai2017")
+	r, err := fpnet.RecipeByName("openai2017")
 	if err != nil {
 		t.Fatal(err)
 	}
-	arch := Arch{Sizes: []int{784, 16, 16, 10}}
-	n := &Net{Arch: arch, Recipe: r}
-	params := InitParams(arch, 1)
+	arch := fpnet.Arch{Sizes: []int{784, 16, 16, 10}}
+	n := &fpnet.Net{Arch: arch, Recipe: r}
+	params := fpnet.InitParams(arch, 1)
 	ws := n.NewWorkspace(4)
 	x := make([]float32, 4*784)
 	n.Forward(ws, params, x, 4)

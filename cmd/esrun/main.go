@@ -30,6 +30,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 )
 
 func main() {
@@ -58,7 +59,7 @@ func main() {
 	flag.Parse()
 	cfg.Guide = float32(*guide)
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.L2, cfg.Workers, cfg.NoiseSize, cfg.Seed = *pop, float32(*sigma), float32(*lr), float32(*l2), *workers, *noiseSize, *seed
-	train, test, err := fpnet.LoadMNIST("")
+	train, test, err := mnist.LoadMNIST("")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -198,7 +199,7 @@ func loadData(dir string) (train, test *fpnet.Dataset, err error) {
 	if s, ok := dataCache.sets[dir]; ok {
 		return s[0], s[1], nil
 	}
-	train, test, err = fpnet.LoadMNIST(dir)
+	train, test, err = mnist.LoadMNIST(dir)
 	if err == nil {
 		dataCache.sets[dir] = [2]*fpnet.Dataset{train, test}
 	}

