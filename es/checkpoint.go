@@ -10,7 +10,7 @@ import (
 	"math"
 	"os"
 
-	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 	"github.com/seed8b67a5e0/underflow/fpnet/optim"
 )
 
@@ -77,7 +77,7 @@ func (c *Checkpoint) Save(path string) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	return fpnet.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFileAtomic(path, buf.Bytes())
 }
 
 func writeFloats(buf *bytes.Buffer, v []float32) {

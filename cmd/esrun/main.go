@@ -31,6 +31,7 @@ import (
 	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
+	"github.com/seed8b67a5e0/underflow/fpnet/safetensors"
 )
 
 func main() {
@@ -72,7 +73,7 @@ func main() {
 	net := fpnet.NewNet(arch, recipe)
 	params := fpnet.InitParams(arch, *seed)
 	if *initPath != "" {
-		_, params, _, err = fpnet.LoadParams(*initPath)
+		_, params, _, err = safetensors.LoadParams(*initPath)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -152,7 +153,7 @@ func main() {
 	}
 	eval()
 	if *out != "" {
-		if err := fpnet.SaveParams(*out, arch, recipe.Name, tr.Params, nil); err != nil {
+		if err := safetensors.SaveParams(*out, arch, recipe.Name, tr.Params, nil); err != nil {
 			log.Fatal(err)
 		}
 	}

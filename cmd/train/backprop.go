@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/safetensors"
 )
 
 func init() {
@@ -90,17 +91,17 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 }
 
 func saveBackprop(tr *fpnet.Backprop, path string, r *Run) error {
-	c := &fpnet.Checkpoint{
+	c := &safetensors.Checkpoint{
 		Meta: map[string]string{"method": r.Opts.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
 			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
 			"params_sha256": fpnet.ParamsSHA256(tr.Params)},
 		Tensors: map[string][]float32{"params": tr.Params, "adam_m": tr.Opt.M, "adam_v": tr.Opt.V},
 	}
-	return fpnet.SaveCheckpoint(path, c)
+	return safetensors.SaveCheckpoint(path, c)
 }
 
 func restoreBackprop(tr *fpnet.Backprop, path string, r *Run) error {
-	c, err := fpnet.LoadCheckpoint(path)
+	c, err := safetensors.LoadCheckpoint(path)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,9 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
+	"github.com/seed8b67a5e0/underflow/fpnet/safetensors"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -86,7 +88,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 
 	var params []float32
 	if o.Init != "" {
-		a, p, _, err := fpnet.LoadParams(o.Init)
+		a, p, _, err := safetensors.LoadParams(o.Init)
 		if err != nil {
 			return fmt.Errorf("-init: %v", err)
 		}
@@ -106,7 +108,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	optJSON, _ := json.MarshalIndent(o, "", "  ")
-	if err := fpnet.WriteFileAtomic(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
+	if err := atomicfile.WriteFileAtomic(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
 		return err
 	}
 	metrics, err := os.OpenFile(filepath.Join(dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -160,7 +162,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	modelPath := filepath.Join(dir, "model.safetensors")
 	meta := map[string]string{"method": o.Method, "seed": fmt.Sprint(o.Seed), "steps": fmt.Sprint(r.Steps),
 		"test_accuracy": fmt.Sprintf("%.4f", testAcc), "backend": kernels.Backend()}
-	if err := fpnet.SaveParams(modelPath, arch, recipe.Name, r.Params, meta); err != nil {
+	if err := safetensors.SaveParams(modelPath, arch, recipe.Name, r.Params, meta); err != nil {
 		return err
 	}
 	if err := writeCurveSVG(filepath.Join(dir, "curve.svg"), o, recipe.Name, r.curve); err != nil {
@@ -178,7 +180,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		summary["config"] = r.Config
 	}
 	sj, _ := json.MarshalIndent(summary, "", "  ")
-	if err := fpnet.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
+	if err := atomicfile.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err
 	}
 	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/safetensors"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -95,7 +96,7 @@ func TestSmallRunGoldenHash(t *testing.T) {
 		}
 	}
 	// The saved model is the trained parameters.
-	_, p, md, err := fpnet.LoadParams(filepath.Join(dir, "model.safetensors"))
+	_, p, md, err := safetensors.LoadParams(filepath.Join(dir, "model.safetensors"))
 	if err != nil || fpnet.ParamsSHA256(p) != s.ParamsSHA256 || md["recipe"] != "openai2017" {
 		t.Errorf("model file: %v, hash %s, metadata %v", err, fpnet.ParamsSHA256(p), md)
 	}
@@ -188,7 +189,7 @@ func TestBadInputs(t *testing.T) {
 	arch, _ := fpnet.ParseArch("784-16-16-10")
 	p := fpnet.InitParams(arch, 1)
 	model := filepath.Join(dir, "m.safetensors")
-	if err := fpnet.SaveParams(model, arch, "openai2017", p, nil); err != nil {
+	if err := safetensors.SaveParams(model, arch, "openai2017", p, nil); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(model)
@@ -199,7 +200,7 @@ func TestBadInputs(t *testing.T) {
 		t.Errorf("-init with damaged model: exit %d, %s", code, stderr)
 	}
 	// Wrong architecture.
-	fpnet.SaveParams(model, arch, "openai2017", p, nil)
+	safetensors.SaveParams(model, arch, "openai2017", p, nil)
 	code, _, stderr = runTrain(t, context.Background(), "-arch", "784-8-10", "-init", model, "-q", "-out", dir)
 	if code != 1 || !strings.Contains(stderr, "architecture") {
 		t.Errorf("-init with another architecture: exit %d, %s", code, stderr)
@@ -250,7 +251,7 @@ func TestInterruptWritesCheckpoint(t *testing.T) {
 	if !s.Interrupted || s.Steps == 0 || s.Steps >= 5000 {
 		t.Errorf("summary after SIGINT: %+v", s)
 	}
-	if _, err := fpnet.LoadCheckpoint(filepath.Join(dir, "checkpoint.safetensors")); err != nil {
+	if _, err := safetensors.LoadCheckpoint(filepath.Join(dir, "checkpoint.safetensors")); err != nil {
 		t.Errorf("checkpoint after SIGINT: %v", err)
 	}
 	if !strings.Contains(out.String(), "interrupted") {
@@ -266,7 +267,7 @@ func TestInitFromModel(t *testing.T) {
 	p := fpnet.InitParams(arch, 77)
 	p[5] = 0.25
 	model := filepath.Join(dir, "start.safetensors")
-	if err := fpnet.SaveParams(model, arch, "openai2017", p, nil); err != nil {
+	if err := safetensors.SaveParams(model, arch, "openai2017", p, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "run")

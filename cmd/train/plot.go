@@ -6,7 +6,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 )
 
 // writeCurveSVG draws test accuracy against wall-clock time, with the
@@ -72,7 +72,7 @@ func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) err
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#17c" text-anchor="end">%.2f%%</text>`+"\n", x(last.Seconds)-4, y(last.TestAcc)+16, 100*last.TestAcc)
 	}
 	b.WriteString("</svg>\n")
-	return fpnet.WriteFileAtomic(path, []byte(b.String()))
+	return atomicfile.WriteFileAtomic(path, []byte(b.String()))
 }
 
 func fmtSeconds(t float64) string {

@@ -18,10 +18,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 	"github.com/seed8b67a5e0/underflow/kernels"
 	"github.com/seed8b67a5e0/underflow/kernels/probe"
-
-	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
 // Case is one line of a vector file.
@@ -162,7 +161,7 @@ func Write(w io.Writer, header []string, cases []Case) error {
 	return bw.Flush()
 }
 
-// WriteFile writes the file atomically (fpnet.WriteFileAtomic: a temporary
+// WriteFile writes the file atomically (atomicfile.WriteFileAtomic: a temporary
 // file in the same directory, synced, renamed over path), so that a reader
 // never sees a half-written file.
 func WriteFile(path string, header []string, cases []Case) error {
@@ -170,5 +169,5 @@ func WriteFile(path string, header []string, cases []Case) error {
 	if err := Write(&buf, header, cases); err != nil {
 		return err
 	}
-	return fpnet.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFileAtomic(path, buf.Bytes())
 }

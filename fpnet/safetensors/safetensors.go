@@ -1,4 +1,6 @@
-package fpnet
+// Package safetensors saves and loads fpnet's parameters and training
+// checkpoints as safetensors files, checked whole on load.
+package safetensors
 
 import (
 	"crypto/sha256"
@@ -8,9 +10,10 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 )
 
 // Parameters are saved as safetensors (https://huggingface.co/docs/safetensors),
@@ -35,56 +38,6 @@ const (
 	maxHeader = 1 << 20
 )
 
-// ParamsBytes returns the parameters as little-endian float32 bytes.
-func ParamsBytes(params []float32) []byte {
-	b := make([]byte, 4*len(params))
-	for i, v := range params {
-		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
-	}
-	return b
-}
-
-// ParamsSHA256 is the hex sha256 of the parameters' little-endian bytes:
-// the identity of a trained network, equal on every platform when the bits
-// are.
-func ParamsSHA256(params []float32) string {
-	s := sha256.Sum256(ParamsBytes(params))
-	return hex.EncodeToString(s[:])
-}
-
-// CheckFinite returns an error naming the first NaN or infinite parameter.
-func CheckFinite(a Arch, params []float32) error {
-	for i, v := range params {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return fmt.Errorf("parameter %d (%s) is %v", i, a.ParamName(i), v)
-		}
-	}
-	return nil
-}
-
-// TensorNames returns the names of the tensors: W1, b1, W2, b2, ...
-func (a Arch) TensorNames() []string {
-	var names []string
-	for l := 1; l <= a.Layers(); l++ {
-		names = append(names, "W"+strconv.Itoa(l), "b"+strconv.Itoa(l))
-	}
-	return names
-}
-
-// ParamName says where flat index i lies, as "W2[3,17]" or "b1[5]".
-func (a Arch) ParamName(i int) string {
-	for l, ly := range a.LayerViews() {
-		if i >= ly.WOff && i < ly.BOff {
-			j := i - ly.WOff
-			return fmt.Sprintf("W%d[%d,%d]", l+1, j/ly.FanOut, j%ly.FanOut)
-		}
-		if i >= ly.BOff && i < ly.BOff+ly.FanOut {
-			return fmt.Sprintf("b%d[%d]", l+1, i-ly.BOff)
-		}
-	}
-	return fmt.Sprintf("index %d", i)
-}
-
 type tensorInfo struct {
 	Dtype       string   `json:"dtype"`
 	Shape       []int    `json:"shape"`
@@ -95,14 +48,14 @@ type tensorInfo struct {
 // (temporary file, fsync, rename). meta adds entries to __metadata__; the
 // reserved keys (format, format_version, arch, recipe, params_sha256) are
 // set by SaveParams.
-func SaveParams(path string, a Arch, recipe string, params []float32, meta map[string]string) error {
+func SaveParams(path string, a fpnet.Arch, recipe string, params []float32, meta map[string]string) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	if len(params) != a.NumParams() {
 		return fmt.Errorf("save %s: %d parameters, architecture %s has %d", path, len(params), a, a.NumParams())
 	}
-	if err := CheckFinite(a, params); err != nil {
+	if err := fpnet.CheckFinite(a, params); err != nil {
 		return fmt.Errorf("save %s: refusing to save non-finite parameters: %v", path, err)
 	}
 	md := map[string]string{}
@@ -113,7 +66,7 @@ func SaveParams(path string, a Arch, recipe string, params []float32, meta map[s
 	md["format_version"] = formatVersion
 	md["arch"] = a.String()
 	md["recipe"] = recipe
-	md["params_sha256"] = ParamsSHA256(params)
+	md["params_sha256"] = fpnet.ParamsSHA256(params)
 	header := map[string]any{"__metadata__": md}
 	var off int64
 	names := a.TensorNames()
@@ -135,26 +88,26 @@ func SaveParams(path string, a Arch, recipe string, params []float32, meta map[s
 	buf := make([]byte, 8, 8+len(hj)+4*len(params))
 	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
 	buf = append(buf, hj...)
-	buf = append(buf, ParamsBytes(params)...)
-	return WriteFileAtomic(path, buf)
+	buf = append(buf, fpnet.ParamsBytes(params)...)
+	return atomicfile.WriteFileAtomic(path, buf)
 }
 
 // LoadParams reads a file written by SaveParams and checks it whole: the
 // header, the format version, every tensor's dtype, shape and place, the
 // data length, the checksum, and that every value is finite.
-func LoadParams(path string) (Arch, []float32, map[string]string, error) {
+func LoadParams(path string) (fpnet.Arch, []float32, map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Arch{}, nil, nil, err
+		return fpnet.Arch{}, nil, nil, err
 	}
-	bad := func(format string, args ...any) (Arch, []float32, map[string]string, error) {
-		return Arch{}, nil, nil, fmt.Errorf("model file %s: %s", path, fmt.Sprintf(format, args...))
+	bad := func(format string, args ...any) (fpnet.Arch, []float32, map[string]string, error) {
+		return fpnet.Arch{}, nil, nil, fmt.Errorf("model file %s: %s", path, fmt.Sprintf(format, args...))
 	}
 	raw, md, body, err := splitSafetensors(data, formatName)
 	if err != nil {
 		return bad("%v", err)
 	}
-	a, err := ParseArch(md["arch"])
+	a, err := fpnet.ParseArch(md["arch"])
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -201,7 +154,7 @@ func LoadParams(path string) (Arch, []float32, map[string]string, error) {
 	for i := range params {
 		params[i] = math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
 	}
-	if err := CheckFinite(a, params); err != nil {
+	if err := fpnet.CheckFinite(a, params); err != nil {
 		return bad("%v", err)
 	}
 	return a, params, md, nil
@@ -233,43 +186,4 @@ func splitSafetensors(data []byte, format string) (raw map[string]json.RawMessag
 		return nil, nil, nil, fmt.Errorf("format version %q, this program reads version %s", md["format_version"], formatVersion)
 	}
 	return raw, md, data[8+hlen:], nil
-}
-
-// WriteFileAtomic writes data to path so that a reader sees either the old
-// file or the whole new one: a temporary file in the same folder, fsync,
-// rename, then fsync of the folder.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: not every file system syncs folders
-		d.Close()
-	}
-	return nil
 }

@@ -1,4 +1,4 @@
-package fpnet
+package safetensors
 
 import (
 	"crypto/sha256"
@@ -9,6 +9,9 @@ import (
 	"math"
 	"os"
 	"sort"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 )
 
 // Checkpoint is a training state: named float32 vectors (parameters,
@@ -44,7 +47,7 @@ func SaveCheckpoint(path string, c *Checkpoint) error {
 		}
 		v := c.Tensors[n]
 		off := int64(len(body))
-		body = append(body, ParamsBytes(v)...)
+		body = append(body, fpnet.ParamsBytes(v)...)
 		header[n] = tensorInfo{Dtype: "F32", Shape: []int{len(v)}, DataOffsets: [2]int64{off, int64(len(body))}}
 	}
 	sum := sha256.Sum256(body)
@@ -61,7 +64,7 @@ func SaveCheckpoint(path string, c *Checkpoint) error {
 	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
 	buf = append(buf, hj...)
 	buf = append(buf, body...)
-	return WriteFileAtomic(path, buf)
+	return atomicfile.WriteFileAtomic(path, buf)
 }
 
 // LoadCheckpoint reads a checkpoint and checks its layout and checksum.

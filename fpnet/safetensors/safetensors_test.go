@@ -1,4 +1,4 @@
-package fpnet
+package safetensors
 
 import (
 	"bytes"
@@ -8,11 +8,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
 func TestSaveLoadParams(t *testing.T) {
-	arch := Arch{Sizes: []int{6, 5, 3}}
-	params := InitParams(arch, 2)
+	arch := fpnet.Arch{Sizes: []int{6, 5, 3}}
+	params := fpnet.InitParams(arch, 2)
 	params[arch.LayerViews()[1].BOff] = float32(math.Copysign(0, -1))
 	path := filepath.Join(t.TempDir(), "m.safetensors")
 	if err := SaveParams(path, arch, "openai2017", params, map[string]string{"note": "x"}); err != nil {
@@ -22,7 +24,7 @@ func TestSaveLoadParams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !a.Equal(arch) || md["recipe"] != "openai2017" || md["note"] != "x" || md["params_sha256"] != ParamsSHA256(params) {
+	if !a.Equal(arch) || md["recipe"] != "openai2017" || md["note"] != "x" || md["params_sha256"] != fpnet.ParamsSHA256(params) {
 		t.Errorf("loaded arch %v, metadata %v", a, md)
 	}
 	for i := range params {
@@ -57,8 +59,8 @@ func TestSaveLoadParams(t *testing.T) {
 	if err := SaveParams(path, arch, "openai2017", nan, nil); err == nil || !strings.Contains(err.Error(), "W1[1,2]") {
 		t.Errorf("saving NaN: error %v", err)
 	}
-	body := ParamsBytes(nan)
-	hdr := bytes.Replace(orig[8:8+hlen], []byte(ParamsSHA256(params)), []byte(ParamsSHA256(nan)), 1)
+	body := fpnet.ParamsBytes(nan)
+	hdr := bytes.Replace(orig[8:8+hlen], []byte(fpnet.ParamsSHA256(params)), []byte(fpnet.ParamsSHA256(nan)), 1)
 	withNaN := append(append(bytes.Clone(orig[:8]), hdr...), body...)
 	check("NaN parameter", withNaN, "NaN")
 }
@@ -82,20 +84,5 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		if _, err := LoadCheckpoint(path); err == nil {
 			t.Errorf("%s checkpoint accepted", name)
 		}
-	}
-}
-
-func TestRecipes(t *testing.T) {
-	r, err := RecipeByName("openai2017")
-	if err != nil || r.ScaleExp != 125 || r.ProductEnv.String() != "IEEE" || r.ElementEnv.String() != "FTZ_DAZ" {
-		t.Errorf("openai2017 = %+v, %v", r, err)
-	}
-	for _, bad := range []string{"nope", "ftz@x", "ftz@200", "ieee@-1", "ftz@1e2"} {
-		if _, err := RecipeByName(bad); err == nil {
-			t.Errorf("RecipeByName(%q) accepted", bad)
-		}
-	}
-	if r, err := RecipeByName("ftz@120"); err != nil || r.ScaleExp != 120 {
-		t.Errorf("ftz@120 = %+v, %v", r, err)
 	}
 }
