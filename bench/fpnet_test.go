@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/backprop"
 	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
@@ -79,7 +80,7 @@ func BenchmarkForwardVsGradient(b *testing.B) {
 	params := fpnet.InitParams(arch, 1)
 	const batch = 100
 	x, y := test.Images[:batch*arch.Inputs()], test.Labels[:batch]
-	bp, err := fpnet.NewBackprop(net, fpnet.DefaultBackpropConfig(true), params, test.N)
+	bp, err := backprop.NewBackprop(net, backprop.DefaultBackpropConfig(true), params, test.N)
 	if err != nil {
 		b.Fatal(err)
 	}

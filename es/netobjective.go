@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/backprop"
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 )
 
@@ -30,7 +31,7 @@ type NetObjective struct {
 
 	// surrogate computes backprop-ftz's gradient for guided ES (built on
 	// first use, on its own copy of the parameters).
-	surrogate *fpnet.Backprop
+	surrogate *backprop.Backprop
 
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
@@ -157,9 +158,9 @@ func frobenius(w []float32) float64 {
 // to grad.
 func (o *NetObjective) Surrogate(grad, params []float32) {
 	if o.surrogate == nil {
-		cfg := fpnet.DefaultBackpropConfig(true)
+		cfg := backprop.DefaultBackpropConfig(true)
 		cfg.Batch = o.Batch
-		b, err := fpnet.NewBackprop(o.Net, cfg, make([]float32, len(params)), o.Data.N)
+		b, err := backprop.NewBackprop(o.Net, cfg, make([]float32, len(params)), o.Data.N)
 		if err != nil {
 			panic("es: surrogate gradient: " + err.Error()) // NewNetObjective checked batch and sizes
 		}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/backprop"
 	"github.com/seed8b67a5e0/underflow/fpnet/safetensors"
 )
 
@@ -19,8 +20,8 @@ func init() {
 const backpropCheckpoint = "checkpoint.safetensors"
 
 // backpropConfig is the method's defaults with the command line on top.
-func backpropConfig(o *Options, flushAware bool) fpnet.BackpropConfig {
-	c := fpnet.DefaultBackpropConfig(flushAware)
+func backpropConfig(o *Options, flushAware bool) backprop.BackpropConfig {
+	c := backprop.DefaultBackpropConfig(flushAware)
 	c.Seed = o.Seed
 	if o.Epochs > 0 {
 		c.Epochs = o.Epochs
@@ -52,7 +53,7 @@ func backpropConfig(o *Options, flushAware bool) fpnet.BackpropConfig {
 
 func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	cfg := backpropConfig(r.Opts, flushAware)
-	tr, err := fpnet.NewBackprop(r.Net, cfg, r.Params, r.Train.N)
+	tr, err := backprop.NewBackprop(r.Net, cfg, r.Params, r.Train.N)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	return save()
 }
 
-func saveBackprop(tr *fpnet.Backprop, path string, r *Run) error {
+func saveBackprop(tr *backprop.Backprop, path string, r *Run) error {
 	c := &safetensors.Checkpoint{
 		Meta: map[string]string{"method": r.Opts.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
 			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
@@ -100,7 +101,7 @@ func saveBackprop(tr *fpnet.Backprop, path string, r *Run) error {
 	return safetensors.SaveCheckpoint(path, c)
 }
 
-func restoreBackprop(tr *fpnet.Backprop, path string, r *Run) error {
+func restoreBackprop(tr *backprop.Backprop, path string, r *Run) error {
 	c, err := safetensors.LoadCheckpoint(path)
 	if err != nil {
 		return err

@@ -1,9 +1,13 @@
-package fpnet
+// Package backprop trains fpnet's network by gradient descent, blind to the
+// flushes (the article's backprop row) or through a surrogate that sees them
+// (backprop-ftz), as package es trains it by evolution strategies.
+package backprop
 
 import (
 	"fmt"
 	"math"
 
+	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 	"github.com/seed8b67a5e0/underflow/fpnet/internal/parallel"
 	"github.com/seed8b67a5e0/underflow/fpnet/optim"
@@ -92,7 +96,7 @@ func (c BackpropConfig) Validate() error {
 // (Adam). Its whole state is Params, Opt and Step, so a checkpoint of those
 // resumes a run bit for bit.
 type Backprop struct {
-	Net    *Net
+	Net    *fpnet.Net
 	Cfg    BackpropConfig
 	Params []float32
 	Opt    *optim.Adam
@@ -103,7 +107,7 @@ type Backprop struct {
 	permEpoch     int64
 	perm          []int
 
-	ws     *Workspace
+	ws     *fpnet.Workspace
 	x      []float32
 	labels []uint8
 	grad   []float32
@@ -115,7 +119,7 @@ type Backprop struct {
 
 // NewBackprop sets up training of params (used in place) on a training set
 // of trainN examples.
-func NewBackprop(net *Net, cfg BackpropConfig, params []float32, trainN int) (*Backprop, error) {
+func NewBackprop(net *fpnet.Net, cfg BackpropConfig, params []float32, trainN int) (*Backprop, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -204,7 +208,7 @@ func (b *Backprop) epochPerm(e int64) []int {
 // TrainStep trains on the next minibatch of ds and returns that batch's
 // mean loss and correct count (of the exact forward pass before the
 // update).
-func (b *Backprop) TrainStep(ds *Dataset) (loss float64, correct int) {
+func (b *Backprop) TrainStep(ds *fpnet.Dataset) (loss float64, correct int) {
 	if ds.N != b.trainN {
 		panic(fmt.Sprintf("fpnet: TrainStep on %d examples, set up for %d", ds.N, b.trainN))
 	}
@@ -263,7 +267,7 @@ func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss 
 	params := b.Params
 	logits := net.Forward(b.ws, params, x, batch)
 	C := a.Classes()
-	loss, correct = SoftmaxCrossEntropyGrad(logits, labels, batch, C, b.gz)
+	loss, correct = fpnet.SoftmaxCrossEntropyGrad(logits, labels, batch, C, b.gz)
 
 	e := r.ScaleExp
 	up := math.Float32frombits(uint32(e+127) << 23) // 2^ScaleExp, exact on normal and subnormal activations alike

@@ -1,0 +1,63 @@
+package backprop
+
+import (
+	"math"
+	"testing"
+
+	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/fpnet/mnist"
+)
+
+// The blind gradient is the true gradient where nothing flushes: check it
+// against central differences on the ieee recipe without scaling.
+func TestGradientMatchesFiniteDifferences(t *testing.T) {
+	train, _, err := mnist.LoadMNIST("")
+	if err != nil {
+		t.Fatalf("loading MNIST from the GoMNIST module: %v", err)
+	}
+	arch := fpnet.Arch{Sizes: []int{784, 12, 8, 10}}
+	r, _ := fpnet.RecipeByName("ieee@0")
+	n := fpnet.NewNet(arch, r)
+	params := fpnet.InitParams(arch, 3)
+	for i := range params {
+		if i%7 == 0 {
+			params[i] += 0.01
+		}
+	}
+	cfg := DefaultBackpropConfig(false)
+	cfg.Batch = 16
+	bp, err := NewBackprop(n, cfg, params, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := train.Images[:16*784], train.Labels[:16]
+	grad := make([]float32, len(params))
+	bp.Gradient(grad, x, y, 16)
+	ws := n.NewWorkspace(16)
+	lossAt := func() float64 {
+		l, _ := fpnet.SoftmaxCrossEntropy(n.Forward(ws, params, x, 16), y, 16, 10)
+		return l
+	}
+	rng := detmath.SplitMix64{State: 1}
+	checked := 0
+	for k := 0; k < 200; k++ {
+		i := rng.Intn(len(params))
+		if k < 40 { // make sure the biases are checked too
+			i = arch.LayerViews()[k%3].BOff + k%8
+		}
+		old := params[i]
+		h := float32(1e-2)
+		params[i] = old + h
+		lp := lossAt()
+		params[i] = old - h
+		lm := lossAt()
+		params[i] = old
+		num := (lp - lm) / float64(2*h)
+		if math.Abs(num-float64(grad[i])) > 2e-3+0.02*math.Abs(num) {
+			t.Errorf("%s: gradient %v, finite difference %v", arch.ParamName(i), grad[i], num)
+		}
+		checked++
+	}
+	t.Logf("%d gradient entries agree with central differences", checked)
+}
