@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Guided ES (Maheswaranathan et al., "Guided evolutionary strategies",
@@ -68,7 +69,7 @@ func (g *guideState) perturb(s []float32, p int, sign float32) {
 	if g == nil {
 		return
 	}
-	addScaled(s, s, sign*float32(g.along*g.zeta[p]), g.unit)
+	kernels.AddScaled(kernels.IEEE, s, s, g.unit, sign*float32(g.along*g.zeta[p]))
 }
 
 // weigh computes the û part of the gradient estimate from the pairs' rank

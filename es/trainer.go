@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/seed8b67a5e0/underflow/fpnet/optim"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Config holds the hyper-parameters. Every field except Workers is part of
@@ -275,10 +276,10 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	dim := len(t.Params)
 	ev, s := t.evals[w], t.scratch[w]
 	eps := t.Noise.Slice(t.offsets[p], dim)
-	addScaled(s, t.Params, t.isoSigma, eps)
+	kernels.AddScaled(kernels.IEEE, s, t.Params, eps, t.isoSigma)
 	t.guide.perturb(s, p, 1)
 	plus = ev.Evaluate(s)
-	addScaled(s, t.Params, -t.isoSigma, eps)
+	kernels.AddScaled(kernels.IEEE, s, t.Params, eps, -t.isoSigma)
 	t.guide.perturb(s, p, -1)
 	minus = ev.Evaluate(s)
 	return plus, minus
@@ -404,7 +405,7 @@ func (t *Trainer) weightedNoise(acc []float32, lo int) {
 			continue
 		}
 		off := t.offsets[p]
-		addScaled(acc, acc, wt, t.Noise.Values[off+lo:off+hi])
+		kernels.AddScaled(kernels.IEEE, acc, acc, t.Noise.Values[off+lo:off+hi], wt)
 	}
 	t.guide.mix(acc, lo)
 }
