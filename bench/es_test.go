@@ -39,7 +39,7 @@ var esBench struct {
 
 func esBenchSetup(b *testing.B) (*fpnet.Dataset, *es.NoiseTable) {
 	esBench.once.Do(func() {
-		esBench.train, _, esBench.err = mnist.LoadMNIST("")
+		esBench.train, _, esBench.err = mnist.Load("")
 		if esBench.err == nil {
 			esBench.noise, esBench.err = es.NewNoiseTable(1, es.DefaultConfig().NoiseSize, 0)
 		}

@@ -29,7 +29,7 @@ var fwdBench struct {
 }
 
 func benchTestSet(b *testing.B) *fpnet.Dataset {
-	fwdBench.once.Do(func() { _, fwdBench.test, fwdBench.err = mnist.LoadMNIST("") })
+	fwdBench.once.Do(func() { _, fwdBench.test, fwdBench.err = mnist.Load("") })
 	if fwdBench.err != nil {
 		b.Fatal(fwdBench.err)
 	}
@@ -80,7 +80,7 @@ func BenchmarkForwardVsGradient(b *testing.B) {
 	params := fpnet.InitParams(arch, 1)
 	const batch = 100
 	x, y := test.Images[:batch*arch.Inputs()], test.Labels[:batch]
-	bp, err := backprop.NewBackprop(net, backprop.DefaultBackpropConfig(true), params, test.N)
+	bp, err := backprop.NewTrainer(net, backprop.DefaultConfig(true), params, test.N)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func (c *Checkpoint) Save(path string) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	return atomicfile.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
 
 func writeFloats(buf *bytes.Buffer, v []float32) {

@@ -31,7 +31,7 @@ type NetObjective struct {
 
 	// surrogate computes backprop-ftz's gradient for guided ES (built on
 	// first use, on its own copy of the parameters).
-	surrogate *backprop.Backprop
+	surrogate *backprop.Trainer
 
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
@@ -158,9 +158,9 @@ func frobenius(w []float32) float64 {
 // to grad.
 func (o *NetObjective) Surrogate(grad, params []float32) {
 	if o.surrogate == nil {
-		cfg := backprop.DefaultBackpropConfig(true)
+		cfg := backprop.DefaultConfig(true)
 		cfg.Batch = o.Batch
-		b, err := backprop.NewBackprop(o.Net, cfg, make([]float32, len(params)), o.Data.N)
+		b, err := backprop.NewTrainer(o.Net, cfg, make([]float32, len(params)), o.Data.N)
 		if err != nil {
 			panic("es: surrogate gradient: " + err.Error()) // NewNetObjective checked batch and sizes
 		}

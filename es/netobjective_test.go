@@ -17,7 +17,7 @@ var mnistData struct {
 
 func loadMNIST(t testing.TB) (train, test *fpnet.Dataset) {
 	t.Helper()
-	mnistData.once.Do(func() { mnistData.train, mnistData.test, mnistData.err = mnist.LoadMNIST("") })
+	mnistData.once.Do(func() { mnistData.train, mnistData.test, mnistData.err = mnist.Load("") })
 	if mnistData.err != nil {
 		t.Fatal(mnistData.err)
 	}

@@ -20,7 +20,7 @@ var (
 // realMNIST loads the GoMNIST module's data once per test binary.
 func realMNIST(t testing.TB) (train, test *fpnet.Dataset) {
 	t.Helper()
-	mnistOnce.Do(func() { mnistTrain, mnistTest, mnistErr = mnist.LoadMNIST("") })
+	mnistOnce.Do(func() { mnistTrain, mnistTest, mnistErr = mnist.Load("") })
 	if mnistErr != nil {
 		t.Fatalf("loading MNIST from the GoMNIST module: %v", mnistErr)
 	}

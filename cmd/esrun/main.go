@@ -60,7 +60,7 @@ func main() {
 	flag.Parse()
 	cfg.Guide = float32(*guide)
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.L2, cfg.Workers, cfg.NoiseSize, cfg.Seed = *pop, float32(*sigma), float32(*lr), float32(*l2), *workers, *noiseSize, *seed
-	train, test, err := mnist.LoadMNIST("")
+	train, test, err := mnist.Load("")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -92,7 +92,7 @@ func runEmit(path string, perOp int, stdout, stderr io.Writer) int {
 	cases := buildSuite(envs, perOp)
 	measured := make([]bool, len(cases))
 	var units []string
-	for _, u := range probe.ProbeUnits() {
+	for _, u := range probe.Units() {
 		res, ran, err := hardwareResults(u, cases)
 		if err != nil {
 			fmt.Fprintf(stderr, "ftzcheck: %s: %v\n", u.Name, err)
@@ -150,7 +150,7 @@ func checkCases(cases []vectorfile.Case, w io.Writer) (checkResult, error) {
 			bad[i] = append(bad[i], fmt.Sprintf("reference %08x", ref))
 		}
 	}
-	for _, u := range probe.ProbeUnits() {
+	for _, u := range probe.Units() {
 		res, ran, err := hardwareResults(u, cases)
 		if err != nil {
 			return r, err

@@ -54,7 +54,7 @@ func TestCheckTestdata(t *testing.T) {
 		hw := 0
 		for e, n := range envs {
 			if probe.HardwareHonours(e) {
-				hw += n * len(probe.ProbeUnits())
+				hw += n * len(probe.Units())
 			}
 		}
 		// Count what ran on the hardware: all units have every op here

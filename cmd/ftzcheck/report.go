@@ -43,7 +43,7 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "Features:     %s\n", orNone(strings.Join(feats, " ")))
 	var units []string
-	for _, u := range probe.ProbeUnits() {
+	for _, u := range probe.Units() {
 		units = append(units, fmt.Sprintf("%s(%d)", u.Name, u.Lanes))
 	}
 	fmt.Fprintf(stdout, "Probe units:  %s\n", orNone(strings.Join(units, " ")))
@@ -75,7 +75,7 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 	for i, c := range cases {
 		ref[i] = referenceResult(c)
 	}
-	probeUnits := probe.ProbeUnits()
+	probeUnits := probe.Units()
 	mism := make([]map[key]int, len(probeUnits))
 	total := 0
 	for ui, u := range probeUnits {
@@ -144,7 +144,7 @@ func printTininess(w io.Writer) {
 		if !env.FlushesOutputs() {
 			continue
 		}
-		got, err := probe.ProbeScalar(env, probe.OpMul, a, b, 0)
+		got, err := probe.Scalar(env, probe.OpMul, a, b, 0)
 		if err != nil {
 			continue
 		}

@@ -71,7 +71,7 @@ func buildSuite(envs []kernels.Env, perOp int) []vectorfile.Case {
 // hardwareResults runs every case the unit can run (its environment honoured
 // by this CPU, its op on the unit) and returns the results; ran[i] is false
 // for the others.
-func hardwareResults(u probe.ProbeUnit, cases []vectorfile.Case) (res []uint32, ran []bool, err error) {
+func hardwareResults(u probe.Unit, cases []vectorfile.Case) (res []uint32, ran []bool, err error) {
 	res, ran = make([]uint32, len(cases)), make([]bool, len(cases))
 	type key struct {
 		env kernels.Env

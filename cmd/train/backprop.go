@@ -20,8 +20,8 @@ func init() {
 const backpropCheckpoint = "checkpoint.safetensors"
 
 // backpropConfig is the method's defaults with the command line on top.
-func backpropConfig(o *Options, flushAware bool) backprop.BackpropConfig {
-	c := backprop.DefaultBackpropConfig(flushAware)
+func backpropConfig(o *Options, flushAware bool) backprop.Config {
+	c := backprop.DefaultConfig(flushAware)
 	c.Seed = o.Seed
 	if o.Epochs > 0 {
 		c.Epochs = o.Epochs
@@ -53,7 +53,7 @@ func backpropConfig(o *Options, flushAware bool) backprop.BackpropConfig {
 
 func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	cfg := backpropConfig(r.Opts, flushAware)
-	tr, err := backprop.NewBackprop(r.Net, cfg, r.Params, r.Train.N)
+	tr, err := backprop.NewTrainer(r.Net, cfg, r.Params, r.Train.N)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	return save()
 }
 
-func saveBackprop(tr *backprop.Backprop, path string, r *Run) error {
+func saveBackprop(tr *backprop.Trainer, path string, r *Run) error {
 	c := &safetensors.Checkpoint{
 		Meta: map[string]string{"method": r.Opts.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
 			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
@@ -101,7 +101,7 @@ func saveBackprop(tr *backprop.Backprop, path string, r *Run) error {
 	return safetensors.SaveCheckpoint(path, c)
 }
 
-func restoreBackprop(tr *backprop.Backprop, path string, r *Run) error {
+func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
 	c, err := safetensors.LoadCheckpoint(path)
 	if err != nil {
 		return err

@@ -108,7 +108,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	optJSON, _ := json.MarshalIndent(o, "", "  ")
-	if err := atomicfile.WriteFileAtomic(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
 		return err
 	}
 	metrics, err := os.OpenFile(filepath.Join(dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -180,7 +180,7 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		summary["config"] = r.Config
 	}
 	sj, _ := json.MarshalIndent(summary, "", "  ")
-	if err := atomicfile.WriteFileAtomic(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err
 	}
 	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)
@@ -201,7 +201,7 @@ func loadData(dir string) (train, test *fpnet.Dataset, err error) {
 	if s, ok := dataCache.sets[dir]; ok {
 		return s[0], s[1], nil
 	}
-	train, test, err = mnist.LoadMNIST(dir)
+	train, test, err = mnist.Load(dir)
 	if err == nil {
 		dataCache.sets[dir] = [2]*fpnet.Dataset{train, test}
 	}

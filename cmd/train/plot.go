@@ -72,7 +72,7 @@ func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) err
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#17c" text-anchor="end">%.2f%%</text>`+"\n", x(last.Seconds)-4, y(last.TestAcc)+16, 100*last.TestAcc)
 	}
 	b.WriteString("</svg>\n")
-	return atomicfile.WriteFileAtomic(path, []byte(b.String()))
+	return atomicfile.WriteFile(path, []byte(b.String()))
 }
 
 func fmtSeconds(t float64) string {

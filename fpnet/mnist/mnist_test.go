@@ -12,7 +12,7 @@ import (
 )
 
 func TestRealMNIST(t *testing.T) {
-	train, test, err := LoadMNIST("")
+	train, test, err := Load("")
 	if err != nil {
 		t.Fatalf("loading MNIST from the GoMNIST module: %v", err)
 	}
@@ -30,9 +30,9 @@ func TestRealMNIST(t *testing.T) {
 	if max != 1 {
 		t.Errorf("pixels of the first image peak at %v, want 1 (255/255)", max)
 	}
-	dir, err := MNISTDir()
+	dir, err := Dir()
 	if err != nil || !strings.Contains(dir, "!go!m!n!i!s!t") && os.Getenv("UNDERFLOW_MNIST_DIR") == "" {
-		t.Errorf("MNISTDir() = %q, %v; want the GoMNIST module's data folder", dir, err)
+		t.Errorf("Dir() = %q, %v; want the GoMNIST module's data folder", dir, err)
 	}
 }
 
@@ -89,7 +89,7 @@ func writeMNIST(t *testing.T, zipped bool, edit func(name string, b []byte) []by
 
 func TestLoadIDX(t *testing.T) {
 	for _, zipped := range []bool{false, true} {
-		train, test, err := LoadMNIST(writeMNIST(t, zipped, nil))
+		train, test, err := Load(writeMNIST(t, zipped, nil))
 		if err != nil {
 			t.Fatalf("zipped=%v: %v", zipped, err)
 		}
@@ -147,7 +147,7 @@ func TestLoadIDX(t *testing.T) {
 	}
 	for _, c := range bad {
 		for _, zipped := range []bool{false, true} {
-			_, _, err := LoadMNIST(writeMNIST(t, zipped, c.edit))
+			_, _, err := Load(writeMNIST(t, zipped, c.edit))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("%s (zipped=%v): error %v, want one mentioning %q", c.name, zipped, err, c.want)
 			}
@@ -158,13 +158,13 @@ func TestLoadIDX(t *testing.T) {
 	p := filepath.Join(dir, mnistFiles[0]+".gz")
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)/2], 0o644)
-	if _, _, err := LoadMNIST(dir); err == nil || !strings.Contains(err.Error(), "truncated") {
+	if _, _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "truncated") {
 		t.Errorf("truncated gzip: error %v", err)
 	}
 	// A missing file.
 	dir = writeMNIST(t, true, nil)
 	os.Remove(filepath.Join(dir, mnistFiles[3]+".gz"))
-	if _, _, err := LoadMNIST(dir); err == nil || !strings.Contains(err.Error(), "not found") {
+	if _, _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("missing file: error %v", err)
 	}
 }

@@ -64,7 +64,7 @@ func SaveCheckpoint(path string, c *Checkpoint) error {
 	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
 	buf = append(buf, hj...)
 	buf = append(buf, body...)
-	return atomicfile.WriteFileAtomic(path, buf)
+	return atomicfile.WriteFile(path, buf)
 }
 
 // LoadCheckpoint reads a checkpoint and checks its layout and checksum.

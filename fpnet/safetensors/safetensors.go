@@ -89,7 +89,7 @@ func SaveParams(path string, a fpnet.Arch, recipe string, params []float32, meta
 	binary.LittleEndian.PutUint64(buf, uint64(len(hj)))
 	buf = append(buf, hj...)
 	buf = append(buf, fpnet.ParamsBytes(params)...)
-	return atomicfile.WriteFileAtomic(path, buf)
+	return atomicfile.WriteFile(path, buf)
 }
 
 // LoadParams reads a file written by SaveParams and checks it whole: the

@@ -82,14 +82,14 @@ func (op Op) Reference(env kernels.Env, a, b, c float32) float32 {
 	panic(fmt.Sprintf("kernels: Reference of unknown %v", op))
 }
 
-// ProbeUnit is one instruction family and register width the probes run on:
+// Unit is one instruction family and register width the probes run on:
 // on amd64 "scalar" (SSE mulss/addss/divss, VEX vfmadd231ss), "sse" (xmm,
 // 4 lanes), "avx" (VEX ymm, 8 lanes) and "avx512" (EVEX zmm, 16 lanes), and
 // "avx-mem" and "avx512-mem", which take b (and mul_add's c) as memory
 // operands; on
 // arm64 "scalar" (FMUL/FADD/FDIV/FMADD on S registers) and "neon" (.4S,
 // FMLA for fma).
-type ProbeUnit struct {
+type Unit struct {
 	Name  string
 	Lanes int
 	fns   [numOps]probeFunc // nil where the CPU lacks the instruction
@@ -104,7 +104,7 @@ type probeFunc func(ctl uint64, dst, a, b, c []float32)
 var ErrNoProbe = errors.New("kernels: no hardware probe for this operation, environment and CPU")
 
 // Has reports whether the unit can run op on this CPU.
-func (u ProbeUnit) Has(op Op) bool { return op < numOps && u.fns[op] != nil }
+func (u Unit) Has(op Op) bool { return op < numOps && u.fns[op] != nil }
 
 // probeChunk bounds the elements one assembly call handles: assembly is
 // never preempted, so long loops would delay the garbage collector.
@@ -113,7 +113,7 @@ const probeChunk = 4096
 // Run computes dst[i] = op(a[i], b[i], c[i]) on the hardware unit under env,
 // for every i < len(dst). c may be nil for two-operand operations. It returns
 // ErrNoProbe if the CPU cannot run op on u or does not honour env natively.
-func (u ProbeUnit) Run(env kernels.Env, op Op, dst, a, b, c []float32) error {
+func (u Unit) Run(env kernels.Env, op Op, dst, a, b, c []float32) error {
 	if !u.Has(op) {
 		return ErrNoProbe
 	}
@@ -153,9 +153,9 @@ func (u ProbeUnit) Run(env kernels.Env, op Op, dst, a, b, c []float32) error {
 	return nil
 }
 
-// ProbeScalar runs one operation on the scalar unit under env.
-func ProbeScalar(env kernels.Env, op Op, a, b, c float32) (float32, error) {
-	units := ProbeUnits()
+// Scalar runs one operation on the scalar unit under env.
+func Scalar(env kernels.Env, op Op, a, b, c float32) (float32, error) {
+	units := Units()
 	if len(units) == 0 {
 		return 0, ErrNoProbe
 	}
@@ -164,11 +164,11 @@ func ProbeScalar(env kernels.Env, op Op, a, b, c float32) (float32, error) {
 	return dst[0], err
 }
 
-// ProbeWidest returns the widest unit of this CPU that has op (the first of
+// Widest returns the widest unit of this CPU that has op (the first of
 // equally wide ones), for bulk runs.
-func ProbeWidest(op Op) (ProbeUnit, bool) {
-	var best ProbeUnit
-	for _, u := range ProbeUnits() {
+func Widest(op Op) (Unit, bool) {
+	var best Unit
+	for _, u := range Units() {
 		if u.Has(op) && u.Lanes > best.Lanes {
 			best = u
 		}

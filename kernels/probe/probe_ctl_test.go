@@ -28,7 +28,7 @@ func TestProbeRestoresControlRegister(t *testing.T) {
 	// the caller's FTZ/DAZ or rounding would show it.
 	a, b, c := []float32{0x1p-127}, []float32{1}, []float32{0}
 	runs := 0
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		la, lb, lc, dst := make([]float32, u.Lanes), make([]float32, u.Lanes), make([]float32, u.Lanes), make([]float32, u.Lanes)
 		for i := range la {
 			la[i], lb[i], lc[i] = a[0], b[0], c[0]

@@ -17,7 +17,7 @@ func FuzzScalarOps(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ab, bb, cb uint32) {
 		envs := HardwareEnvs()
 		a, b, c := math.Float32frombits(ab), math.Float32frombits(bb), math.Float32frombits(cb)
-		for _, u := range ProbeUnits() {
+		for _, u := range Units() {
 			la, lb, lc, dst := make([]float32, u.Lanes), make([]float32, u.Lanes), make([]float32, u.Lanes), make([]float32, u.Lanes)
 			for i := range la {
 				la[i], lb[i], lc[i] = a, b, c

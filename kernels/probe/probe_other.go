@@ -10,5 +10,5 @@ import "github.com/seed8b67a5e0/underflow/kernels"
 
 func controlWord(env kernels.Env) (uint64, bool) { return 0, false }
 
-// ProbeUnits is empty: this build has no probes.
-func ProbeUnits() []ProbeUnit { return nil }
+// Units is empty: this build has no probes.
+func Units() []Unit { return nil }

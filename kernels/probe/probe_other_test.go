@@ -15,8 +15,8 @@ func TestNoProbes(t *testing.T) {
 		t.Errorf("HardwareEnvs = %v, want nil", envs)
 	}
 	for _, env := range kernels.Envs {
-		if _, err := ProbeScalar(env, OpMul, 1, 1, 0); err != ErrNoProbe {
-			t.Errorf("%v: ProbeScalar error %v, want ErrNoProbe", env, err)
+		if _, err := Scalar(env, OpMul, 1, 1, 0); err != ErrNoProbe {
+			t.Errorf("%v: Scalar error %v, want ErrNoProbe", env, err)
 		}
 	}
 }

@@ -23,7 +23,7 @@ import (
 func hwEnvs(t testing.TB) []kernels.Env {
 	t.Helper()
 	envs := HardwareEnvs()
-	if len(ProbeUnits()) == 0 {
+	if len(Units()) == 0 {
 		t.Skip("no hardware probes in this build (purego or an architecture without them)")
 	}
 	if len(envs) == 0 {
@@ -36,7 +36,7 @@ func hwEnvs(t testing.TB) []kernels.Env {
 // keeps count of the mismatches, reporting the first few.
 type hwChecker struct {
 	t                  testing.TB
-	unit               ProbeUnit
+	unit               Unit
 	env                kernels.Env
 	op                 Op
 	a, b, c, got       []float32
@@ -46,7 +46,7 @@ type hwChecker struct {
 
 const hwBatch = 1 << 14
 
-func newHWChecker(t testing.TB, u ProbeUnit, env kernels.Env, op Op) *hwChecker {
+func newHWChecker(t testing.TB, u Unit, env kernels.Env, op Op) *hwChecker {
 	return &hwChecker{t: t, unit: u, env: env, op: op, reportAt: 10,
 		a: make([]float32, 0, hwBatch), b: make([]float32, 0, hwBatch),
 		c: make([]float32, 0, hwBatch), got: make([]float32, hwBatch)}
@@ -87,7 +87,7 @@ func (h *hwChecker) flush() {
 }
 
 // checkAll runs every case of seq and returns the number of cases run.
-func checkAll(t testing.TB, u ProbeUnit, env kernels.Env, op Op, seq iter.Seq[Triple]) int {
+func checkAll(t testing.TB, u Unit, env kernels.Env, op Op, seq iter.Seq[Triple]) int {
 	h := newHWChecker(t, u, env, op)
 	for x := range seq {
 		h.add(x)
@@ -145,7 +145,7 @@ func level1Stride(t testing.TB) int {
 
 func TestProbeEdgeCases(t *testing.T) {
 	envs := hwEnvs(t)
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		for _, env := range envs {
 			for _, op := range Ops {
 				if u.Has(op) {
@@ -188,7 +188,7 @@ func TestProbeSetsEnvironment(t *testing.T) {
 		honoured[e] = true
 	}
 	checked := 0
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		for _, c := range cases {
 			if !honoured[c.env] || !u.Has(c.op) {
 				continue
@@ -220,7 +220,7 @@ func TestProbeSetsEnvironment(t *testing.T) {
 func TestProbeLevel1TwoOperands(t *testing.T) {
 	envs := hwEnvs(t)
 	stride := level1Stride(t)
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		for _, env := range envs {
 			for _, op := range []Op{OpMul, OpAdd, OpDiv} {
 				n := checkAll(t, u, env, op, TestFloatLevel1Sample(2, 1, stride))
@@ -247,11 +247,11 @@ func TestProbeLevel1ThreeOperands(t *testing.T) {
 	generated := time.Since(start)
 	total := 0
 	for _, op := range []Op{OpFMA, OpMulAdd} {
-		widest, ok := ProbeWidest(op)
+		widest, ok := Widest(op)
 		if !ok {
 			t.Fatalf("no unit runs %v", op)
 		}
-		for _, u := range ProbeUnits() {
+		for _, u := range Units() {
 			if !u.Has(op) {
 				continue
 			}
@@ -276,7 +276,7 @@ func TestProbeRandom(t *testing.T) {
 	if testing.Short() {
 		n = 20000
 	}
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		for _, env := range envs {
 			for _, op := range Ops {
 				if u.Has(op) {
@@ -290,7 +290,7 @@ func TestProbeRandom(t *testing.T) {
 // TestProbeTail checks lengths that are not a multiple of the lanes.
 func TestProbeTail(t *testing.T) {
 	envs := hwEnvs(t)
-	for _, u := range ProbeUnits() {
+	for _, u := range Units() {
 		for n := 0; n <= 2*u.Lanes+1; n++ {
 			var cases []Triple
 			for x := range RandomCases(n, 7) {
@@ -328,7 +328,7 @@ func TestProbeRejects(t *testing.T) {
 	for _, e := range HardwareEnvs() {
 		honoured[e] = true
 	}
-	u := ProbeUnits()[0]
+	u := Units()[0]
 	dst := make([]float32, 4)
 	for _, e := range kernels.Envs {
 		err := u.Run(e, OpMul, dst, dst, dst, nil)

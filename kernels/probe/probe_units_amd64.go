@@ -26,8 +26,8 @@ func mx(f func(mxcsr uint32, dst, a, b, c []float32)) probeFunc {
 
 // x86Unit builds a unit from its generated routines (mul, add, div, fma,
 // mul_add); fma is left out where the CPU lacks FMA.
-func x86Unit(name string, lanes int, fma bool, mul, add, div, fmaFn, mulAdd func(uint32, []float32, []float32, []float32, []float32)) ProbeUnit {
-	u := ProbeUnit{Name: name, Lanes: lanes}
+func x86Unit(name string, lanes int, fma bool, mul, add, div, fmaFn, mulAdd func(uint32, []float32, []float32, []float32, []float32)) Unit {
+	u := Unit{Name: name, Lanes: lanes}
 	u.fns[OpMul], u.fns[OpAdd], u.fns[OpDiv], u.fns[OpMulAdd] = mx(mul), mx(add), mx(div), mx(mulAdd)
 	if fma {
 		u.fns[OpFMA] = mx(fmaFn)
@@ -35,12 +35,12 @@ func x86Unit(name string, lanes int, fma bool, mul, add, div, fmaFn, mulAdd func
 	return u
 }
 
-var probeUnits = func() []ProbeUnit {
+var probeUnits = func() []Unit {
 	// The scalar and SSE fma use VEX vfmadd231ss/ps, which need FMA; the
 	// other scalar and SSE ops need only SSE2, part of amd64. The -mem units
 	// take b (and mul_add's c) as memory operands, as the matrix kernels do.
 	fma := cpu.X86.HasFMA
-	units := []ProbeUnit{
+	units := []Unit{
 		x86Unit("scalar", 1, fma, probeMulScalar, probeAddScalar, probeDivScalar, probeFMAScalar, probeMulAddScalar),
 		x86Unit("sse", 4, fma, probeMulSSE, probeAddSSE, probeDivSSE, probeFMASSE, probeMulAddSSE),
 	}
@@ -58,5 +58,5 @@ var probeUnits = func() []ProbeUnit {
 	return units
 }()
 
-// ProbeUnits lists the probe units this CPU has, narrowest first.
-func ProbeUnits() []ProbeUnit { return probeUnits }
+// Units lists the probe units this CPU has, narrowest first.
+func Units() []Unit { return probeUnits }

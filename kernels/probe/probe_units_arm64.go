@@ -26,20 +26,20 @@ func probeMulAddNEON(fpcr uint64, dst, a, b, c []float32)
 // with FEAT_AFP (fpctl.HasAFP, read from HWCAP2); x86's FTZ-only and DAZ-only have no Arm mode.
 func controlWord(env kernels.Env) (uint64, bool) { return env.FPCR(fpctl.HasAFP) }
 
-var probeUnits = func() []ProbeUnit {
+var probeUnits = func() []Unit {
 	// FP and Advanced SIMD are mandatory in arm64 Linux userspace.
-	scalar := ProbeUnit{Name: "scalar", Lanes: 1}
+	scalar := Unit{Name: "scalar", Lanes: 1}
 	scalar.fns = [numOps]probeFunc{
 		OpMul: probeMulScalar, OpAdd: probeAddScalar, OpDiv: probeDivScalar,
 		OpFMA: probeFMAScalar, OpMulAdd: probeMulAddScalar,
 	}
-	neon := ProbeUnit{Name: "neon", Lanes: 4}
+	neon := Unit{Name: "neon", Lanes: 4}
 	neon.fns = [numOps]probeFunc{
 		OpMul: probeMulNEON, OpAdd: probeAddNEON, OpDiv: probeDivNEON,
 		OpFMA: probeFMANEON, OpMulAdd: probeMulAddNEON,
 	}
-	return []ProbeUnit{scalar, neon}
+	return []Unit{scalar, neon}
 }()
 
-// ProbeUnits lists the probe units this CPU has, narrowest first.
-func ProbeUnits() []ProbeUnit { return probeUnits }
+// Units lists the probe units this CPU has, narrowest first.
+func Units() []Unit { return probeUnits }

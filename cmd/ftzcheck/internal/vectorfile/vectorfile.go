@@ -161,7 +161,7 @@ func Write(w io.Writer, header []string, cases []Case) error {
 	return bw.Flush()
 }
 
-// WriteFile writes the file atomically (atomicfile.WriteFileAtomic: a temporary
+// WriteFile writes the file atomically (atomicfile.WriteFile: a temporary
 // file in the same directory, synced, renamed over path), so that a reader
 // never sees a half-written file.
 func WriteFile(path string, header []string, cases []Case) error {
@@ -169,5 +169,5 @@ func WriteFile(path string, header []string, cases []Case) error {
 	if err := Write(&buf, header, cases); err != nil {
 		return err
 	}
-	return atomicfile.WriteFileAtomic(path, buf.Bytes())
+	return atomicfile.WriteFile(path, buf.Bytes())
 }
