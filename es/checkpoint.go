@@ -58,13 +58,23 @@ func (t *Trainer) Checkpoint(meta map[string]string) *Checkpoint {
 // same directory, synced, then renamed over path, so a crash at any moment
 // leaves either the old file or the new one.
 func (c *Checkpoint) Save(path string) error {
+	data, err := c.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data)
+}
+
+// MarshalBinary encodes the checkpoint in the file format above, for a file
+// or for a copy kept elsewhere (an object store).
+func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 	dim := len(c.Params)
 	if len(c.Adam.M) != dim || len(c.Adam.V) != dim {
-		return fmt.Errorf("es: checkpoint state sizes differ (%d params, %d/%d Adam)", dim, len(c.Adam.M), len(c.Adam.V))
+		return nil, fmt.Errorf("es: checkpoint state sizes differ (%d params, %d/%d Adam)", dim, len(c.Adam.M), len(c.Adam.V))
 	}
 	hdr, err := json.Marshal(checkpointHeader{Config: c.Config, Gen: c.Gen, AdamT: c.Adam.T, Dim: dim, Meta: c.Meta})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	buf.Grow(len(ckptMagic) + 8 + len(hdr) + 12*dim + sha256.Size)
@@ -77,7 +87,7 @@ func (c *Checkpoint) Save(path string) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 	buf.Write(sum[:])
-	return atomicfile.WriteFile(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 func writeFloats(buf *bytes.Buffer, v []float32) {
@@ -95,8 +105,14 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseCheckpoint(data, path)
+}
+
+// ParseCheckpoint decodes and verifies a checkpoint held in memory; name
+// says where it came from in errors.
+func ParseCheckpoint(data []byte, name string) (*Checkpoint, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("es: checkpoint %s: %s", path, fmt.Sprintf(format, args...))
+		return fmt.Errorf("es: checkpoint %s: %s", name, fmt.Sprintf(format, args...))
 	}
 	if len(data) < len(ckptMagic)+8+sha256.Size || string(data[:len(ckptMagic)]) != ckptMagic {
 		return nil, bad("not an ES checkpoint (bad magic or too short)")

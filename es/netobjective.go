@@ -124,6 +124,36 @@ func (o *NetObjective) HoldLayerNorms(params []float32) {
 	}
 }
 
+// HeldNorms returns the norms Project holds the weight matrices at, one per
+// layer (nil when the norms are not held), for a copy of the objective
+// elsewhere (SetHeldNorms).
+func (o *NetObjective) HeldNorms() []float64 {
+	if o.heldNorms == nil {
+		return nil
+	}
+	return append([]float64(nil), o.heldNorms...)
+}
+
+// SetHeldNorms holds the weight matrices at the given norms, one per layer,
+// as HoldLayerNorms would from the parameters that had them; nil lets them
+// free.
+func (o *NetObjective) SetHeldNorms(norms []float64) error {
+	if norms == nil {
+		o.heldNorms = nil
+		return nil
+	}
+	if len(norms) != o.Net.Arch.Layers() {
+		return fmt.Errorf("es: %d held norms for %d layers", len(norms), o.Net.Arch.Layers())
+	}
+	for l, n := range norms {
+		if !(n >= 0) || math.IsInf(n, 0) {
+			return fmt.Errorf("es: held norm of layer %d is %v", l, n)
+		}
+	}
+	o.heldNorms = append([]float64(nil), norms...)
+	return nil
+}
+
 // Project rescales the weight matrices to the held norms (no-op unless
 // HoldLayerNorms was called). Fixed summation order, one float32 factor per
 // layer, products not fused: the same bits everywhere.
