@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"time"
 
@@ -132,6 +134,11 @@ func runES(ctx context.Context, r *Run) error {
 	}
 	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v, guide %g",
 		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms, cfg.Guide)
+	if o.Distributed() {
+		// The coordinator's trainer takes every step and checks suspect
+		// fitness values; its slots speed up the step.
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
 	tr, err := es.NewTrainer(cfg, obj, noise, r.Params)
 	if err != nil {
 		return err
@@ -155,6 +162,16 @@ func runES(ctx context.Context, r *Run) error {
 		}
 		r.Logf("es: resumed %s at generation %d", r.ResumeDir, tr.Gen)
 	}
+
+	// One generation: in this process, or through the workers.
+	step := func() (es.Stats, error) { return tr.Step(), nil }
+	var cl *esCluster
+	if o.Distributed() {
+		if cl, err = startESCluster(ctx, r, tr, obj, noise, meta, r.Params); err != nil {
+			return err
+		}
+		step = func() (es.Stats, error) { return cl.coord.Step(ctx) }
+	}
 	total := int64(o.Generations)
 	r.Steps, r.TotalSteps, r.startSteps = tr.Gen, total, tr.Gen
 
@@ -177,22 +194,47 @@ func runES(ctx context.Context, r *Run) error {
 		if total == 0 && r.Deadline.IsZero() && tr.Gen > 0 && tr.Gen%100000 == 0 {
 			break // neither -generations nor -budget: stop somewhere
 		}
-		st := tr.Step()
+		st, err := step()
+		if err != nil {
+			if ctx.Err() != nil {
+				break // Ctrl-C while gathering a generation: it starts again on -resume
+			}
+			cl.close(context.Background(), false)
+			return err
+		}
 		r.Steps = tr.Gen
 		r.Samples += int64(cfg.Pop) * int64(batch)
 		loss := st.Center.Fitness
 		if fitness == es.FitnessXent {
 			loss = -loss
 		}
-		r.Progress(Progress{Loss: loss, Fitness: st.MeanFitness, BatchAcc: st.Center.Accuracy,
-			Extra: map[string]float64{"best_fitness": st.BestFitness, "lr": float64(cfg.LRAt(tr.Gen - 1))}})
+		p := Progress{Loss: loss, Fitness: st.MeanFitness, BatchAcc: st.Center.Accuracy,
+			Extra: map[string]float64{"best_fitness": st.BestFitness, "lr": float64(cfg.LRAt(tr.Gen - 1))}}
+		if cl != nil {
+			var extra map[string]float64
+			p.Note, extra = cl.progress()
+			maps.Copy(p.Extra, extra)
+			if el := time.Since(r.Start).Seconds(); el > 0 {
+				evals := float64(tr.Gen-r.startSteps) * float64(cfg.Pop+1) / el
+				p.Note += fmt.Sprintf(", %.0f evaluations/s", evals)
+				p.Extra["evaluations_per_s"] = round3(evals)
+			}
+		}
+		r.Progress(p)
 		if r.EvalDue() || tr.Gen == total {
 			r.Evaluate(tr.Params)
 		}
 		if time.Since(lastSave) >= max(200*time.Millisecond, 20*saveCost) {
 			if err := save(); err != nil {
+				cl.close(context.Background(), false)
 				return err
 			}
+		}
+	}
+	if cl != nil {
+		r.Summary = cl.summary(r)
+		if err := cl.close(context.Background(), total > 0 && tr.Gen >= total); err != nil {
+			r.Logf("es: closing the cluster: %v", err)
 		}
 	}
 	copy(r.Params, tr.Params)

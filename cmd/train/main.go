@@ -179,6 +179,9 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if r.Config != nil {
 		summary["config"] = r.Config
 	}
+	for k, v := range r.Summary {
+		summary[k] = v
+	}
 	sj, _ := json.MarshalIndent(summary, "", "  ")
 	if err := atomicfile.WriteFile(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err

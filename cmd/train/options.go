@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
+	"github.com/seed8b67a5e0/underflow/es/cluster"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
@@ -50,7 +51,20 @@ type Options struct {
 	Fitness   string  `json:"fitness"`    // xent or acc
 	HoldNorms bool    `json:"hold_norms"` // hold each weight matrix at its initial norm
 	Guide     float64 `json:"guide"`      // guided ES: variance share along the surrogate gradient
-	Quiet     bool    `json:"-"`
+	// es on many machines (cmd/esworker): settings of how, not of what, so
+	// they may change on -resume. Secrets come from files or the
+	// environment, never from flags.
+	Serve       string        `json:"serve,omitempty"` // embed a NATS server listening here
+	NATS        string        `json:"nats,omitempty"`  // or use the one at this URL
+	TokenFile   string        `json:"nats_token_file,omitempty"`
+	NKeyFile    string        `json:"nats_nkey_file,omitempty"`
+	CredsFile   string        `json:"nats_creds,omitempty"`
+	TLSCert     string        `json:"nats_tls_cert,omitempty"`
+	TLSKey      string        `json:"nats_tls_key,omitempty"`
+	TLSCA       string        `json:"nats_tls_ca,omitempty"`
+	TaskTimeout time.Duration `json:"task_timeout,omitempty"` // a task unacknowledged this long goes to another worker
+	TaskPairs   int           `json:"task_pairs,omitempty"`   // pairs per task (0: from the workers' slots)
+	Quiet       bool          `json:"-"`
 	// stopAfter, when positive, acts like Ctrl-C once that many steps are
 	// done: the tests' way to interrupt a run at a known step.
 	stopAfter int64
@@ -95,9 +109,22 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
 	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm (es default on; -hold-norms=false turns it off)")
 	fs.Float64Var(&o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
+	fs.StringVar(&o.Serve, "serve", "", "es: coordinate workers (cmd/esworker) through a NATS server with JetStream embedded here, listening on ADDR (host:port; beyond loopback it needs a token or NKey)")
+	fs.StringVar(&o.NATS, "nats", "", "es: coordinate workers through the NATS server (JetStream enabled) at this URL instead")
+	fs.StringVar(&o.TokenFile, "nats-token-file", "", "es: file holding the NATS token (or $"+cluster.EnvToken+")")
+	fs.StringVar(&o.NKeyFile, "nats-nkey-file", "", "es: file holding an NKey user seed (or $"+cluster.EnvNKey+")")
+	fs.StringVar(&o.CredsFile, "nats-creds", "", "es: NATS credentials file, for an external server (-nats)")
+	fs.StringVar(&o.TLSCert, "nats-tls-cert", "", "es: PEM certificate: the embedded server's (-serve), or this client's")
+	fs.StringVar(&o.TLSKey, "nats-tls-key", "", "es: PEM key of -nats-tls-cert")
+	fs.StringVar(&o.TLSCA, "nats-tls-ca", "", "es: PEM CA that verifies the server (-nats) or, with -serve, the clients' certificates")
+	fs.DurationVar(&o.TaskTimeout, "task-timeout", 10*time.Second, "es with workers: a task unacknowledged this long goes to another worker")
+	fs.IntVar(&o.TaskPairs, "task-pairs", 0, "es with workers: antithetic pairs per task (0: about eight tasks per worker slot)")
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
 }
+
+// Distributed reports whether ES evaluates through workers (-serve, -nats).
+func (o *Options) Distributed() bool { return o.Serve != "" || o.NATS != "" }
 
 // errUsage marks a bad command line (exit status 2).
 var errUsage = errors.New("usage")
@@ -159,6 +186,10 @@ func (o *Options) adoptResumed() error {
 			o.Budget = now.Budget
 		case "workers":
 			o.Workers = now.Workers
+		case "serve", "nats", "nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca", "task-timeout", "task-pairs":
+			o.Serve, o.NATS, o.TaskTimeout, o.TaskPairs = now.Serve, now.NATS, now.TaskTimeout, now.TaskPairs
+			o.TokenFile, o.NKeyFile, o.CredsFile = now.TokenFile, now.NKeyFile, now.CredsFile
+			o.TLSCert, o.TLSKey, o.TLSCA = now.TLSCert, now.TLSKey, now.TLSCA
 		case "out":
 			o.Out = now.Out
 		case "eval-every":
@@ -223,8 +254,14 @@ func (o *Options) validate() error {
 		return badFlag("-lr %v out of range [0, 1]", o.LR)
 	case o.Batch < 0:
 		return badFlag("-batch %d must not be negative", o.Batch)
-	case o.Workers < 1 || o.Workers > 1024:
-		return badFlag("-workers %d out of range [1, 1024]", o.Workers)
+	case o.Workers < 0 || o.Workers > 1024 || o.Workers == 0 && !o.Distributed():
+		return badFlag("-workers %d out of range [1, 1024] (0, no local evaluation, only with -serve or -nats)", o.Workers)
+	case o.Serve != "" && o.NATS != "":
+		return badFlag("-serve and -nats exclude each other: embed a server, or use one")
+	case o.TaskTimeout < time.Second:
+		return badFlag("-task-timeout %v: at least 1s", o.TaskTimeout)
+	case o.TaskPairs < 0:
+		return badFlag("-task-pairs %d must not be negative", o.TaskPairs)
 	case o.EvalEvery <= 0:
 		return badFlag("-eval-every %v must be positive", o.EvalEvery)
 	case o.TrainN < 0 || o.TestN < 0:
@@ -249,7 +286,8 @@ func (o *Options) validate() error {
 		return badFlag("-guide %v must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.Guide)
 	}
 	if o.Method != "es" {
-		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide"} {
+		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide", "serve", "nats", "task-timeout", "task-pairs",
+			"nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca"} {
 			if o.Set[name] {
 				return badFlag("-%s applies to -method es only, not %s", name, o.Method)
 			}

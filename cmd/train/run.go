@@ -31,6 +31,9 @@ type Run struct {
 	// Config is the method's effective configuration (defaults and flags
 	// resolved), written to summary.json; optional.
 	Config any
+	// Summary holds further summary.json fields the method reports
+	// (optional).
+	Summary map[string]any
 	// Dir is the run folder; ResumeDir is set when the run resumes.
 	Dir, ResumeDir string
 	Start          time.Time
@@ -72,6 +75,7 @@ type Progress struct {
 	Fitness  float64 // ES: mean fitness (0 for backprop)
 	BatchAcc float64 // minibatch accuracy, in [0, 1]
 	Extra    map[string]float64
+	Note     string // appended to the live line (workers, evaluations/s)
 }
 
 // Progress records a step: a metrics.jsonl line at most every second and
@@ -114,6 +118,9 @@ func (r *Run) Progress(p Progress) {
 	}
 	line := fmt.Sprintf("%s step %d/%s  %s  ETA %s  %s  batch acc %.2f%%  %.0f samples/s  [%s]",
 		r.Opts.Method, r.Steps, total, fmtDur(el), eta, score, 100*p.BatchAcc, rate, kernels.Backend())
+	if p.Note != "" {
+		line += "  " + p.Note
+	}
 	r.printLine(line, false)
 }
 

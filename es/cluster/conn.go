@@ -183,22 +183,11 @@ type ServerConfig struct {
 // that listens on anything but loopback requires a token or an NKey: an
 // open port on a network would let anyone read the job and forge results.
 func StartServer(cfg ServerConfig) (*server.Server, error) {
-	host, portStr, err := net.SplitHostPort(cfg.Addr)
+	host, port, err := CheckServe(cfg.Addr, cfg.Security)
 	if err != nil {
-		return nil, fmt.Errorf("-serve %q: %v", cfg.Addr, err)
-	}
-	var port int
-	// Port -1 asks for any free port (nats-server's convention; 0 is 4222).
-	if _, err := fmt.Sscan(portStr, &port); err != nil || port < -1 || port > 65535 {
-		return nil, fmt.Errorf("-serve %q: port %q", cfg.Addr, portStr)
+		return nil, err
 	}
 	sec := cfg.Security
-	if !isLoopback(host) && sec.Token == "" && sec.NKey == nil {
-		return nil, fmt.Errorf("-serve %s listens beyond loopback: give a token or an NKey seed (-nats-token-file, -nats-nkey-file, $%s or $%s)", cfg.Addr, EnvToken, EnvNKey)
-	}
-	if sec.CredsFile != "" {
-		return nil, errors.New("-nats-creds is for an external server (-nats); the embedded server takes a token or an NKey")
-	}
 	opts := &server.Options{
 		ServerName: "underflow-es", Host: host, Port: port,
 		JetStream: true, StoreDir: cfg.StoreDir, NoSigs: true, NoLog: cfg.Logf == nil,
@@ -256,6 +245,27 @@ func serverTLS(sec Security) (*tls.Config, error) {
 		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return tc, nil
+}
+
+// CheckServe checks an address to serve on, with its security: a server
+// that listens on anything but loopback requires a token or an NKey, and
+// the embedded server takes no .creds file.
+func CheckServe(addr string, sec Security) (host string, port int, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("-serve %q: %v", addr, err)
+	}
+	// Port -1 asks for any free port (nats-server's convention; 0 is 4222).
+	if _, err := fmt.Sscan(portStr, &port); err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("-serve %q: port %q", addr, portStr)
+	}
+	if !isLoopback(host) && sec.Token == "" && sec.NKey == nil {
+		return "", 0, fmt.Errorf("-serve %s listens beyond loopback: give a token or an NKey seed (-nats-token-file, -nats-nkey-file, $%s or $%s)", addr, EnvToken, EnvNKey)
+	}
+	if sec.CredsFile != "" {
+		return "", 0, errors.New("-nats-creds is for an external server (-nats); the embedded server takes a token or an NKey")
+	}
+	return host, port, nil
 }
 
 // isLoopback reports whether host names only this machine. An empty host

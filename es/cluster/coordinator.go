@@ -168,7 +168,7 @@ func NewCoordinator(ctx context.Context, cfg CoordinatorConfig) (*Coordinator, e
 	}); err != nil {
 		return nil, err
 	}
-	c.logf("es cluster: job %s at generation %d; workers join with: esworker -nats URL", c.id, c.tr.Gen)
+	c.logf("es cluster: job %s at generation %d", c.id, c.tr.Gen)
 	return c, c.beginGeneration(ctx)
 }
 

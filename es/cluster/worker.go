@@ -62,6 +62,7 @@ type Worker struct {
 	mu     sync.Mutex
 	status wire.Heartbeat
 	evals  atomic.Int64
+	sess   atomic.Pointer[session] // the job being worked on (for tests)
 }
 
 // NewWorker checks the configuration.
@@ -73,7 +74,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		cfg.Slots = runtime.GOMAXPROCS(0)
 	}
 	if cfg.ID == "" {
-		cfg.ID = defaultWorkerID()
+		cfg.ID = DefaultWorkerID()
 	}
 	if err := wire.CheckWorkerID(cfg.ID); err != nil {
 		return nil, fmt.Errorf("es worker: %v", err)
@@ -99,7 +100,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 // ID is the worker's name.
 func (w *Worker) ID() string { return w.cfg.ID }
 
-func defaultWorkerID() string {
+func DefaultWorkerID() string {
 	host, _ := os.Hostname()
 	host = strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' {
@@ -116,10 +117,17 @@ func defaultWorkerID() string {
 	return strings.TrimLeft(id, "-.")
 }
 
+// setStatus changes what the heartbeats say; a new state or job is said at
+// once.
 func (w *Worker) setStatus(f func(s *wire.Heartbeat)) {
 	w.mu.Lock()
+	old := w.status
 	f(&w.status)
+	changed := old.State != w.status.State || old.Job != w.status.Job
 	w.mu.Unlock()
+	if changed {
+		w.heartbeat()
+	}
 }
 
 func (w *Worker) heartbeat() {
@@ -221,6 +229,7 @@ func (w *Worker) Run(ctx context.Context) error {
 				continue
 			}
 			cur = s
+			w.sess.Store(s)
 			go s.run()
 		}
 	}
