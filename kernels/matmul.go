@@ -52,6 +52,18 @@ func MatMulParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
 	product("MatMulParallel", env, dst, a, b, m, k, n, false, false, false, threads)
 }
 
+// MatMulTransAParallel is MatMulTransA (dst = aᵀ·b, a stored k×m) split
+// over up to threads goroutines like MatMulParallel: the same bits.
+func MatMulTransAParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
+	product("MatMulTransAParallel", env, dst, a, b, m, k, n, true, false, false, threads)
+}
+
+// MatMulTransBParallel is MatMulTransB (dst = a·bᵀ, b stored n×k) split
+// over up to threads goroutines like MatMulParallel: the same bits.
+func MatMulTransBParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
+	product("MatMulTransBParallel", env, dst, a, b, m, k, n, false, true, false, threads)
+}
+
 // matrix is a read-only strided view of a matrix operand: element (i, j) is
 // data[i*rs + j*cs]. Row-major storage has cs = 1; a transposed operand has
 // rs = 1.

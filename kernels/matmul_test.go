@@ -255,14 +255,36 @@ func TestMatMulParallelSameBits(t *testing.T) {
 		for _, env := range []Env{IEEE, FTZDAZ, ArmFZ} {
 			want := make([]float32, m*n)
 			mmOracle(env, mmForms[0], want, c.a, c.b, m, k, n)
+			// The transposed forms get the same operands stored transposed.
+			at, bt := make([]float32, k*m), make([]float32, n*k)
+			for i := 0; i < m; i++ {
+				for p := 0; p < k; p++ {
+					at[p*m+i] = c.a[i*k+p]
+				}
+			}
+			for p := 0; p < k; p++ {
+				for j := 0; j < n; j++ {
+					bt[j*k+p] = c.b[p*n+j]
+				}
+			}
+			forms := []struct {
+				name string
+				f    func(got []float32, threads int)
+			}{
+				{"MatMulParallel", func(got []float32, threads int) { MatMulParallel(env, got, c.a, c.b, m, k, n, threads) }},
+				{"MatMulTransAParallel", func(got []float32, threads int) { MatMulTransAParallel(env, got, at, c.b, m, k, n, threads) }},
+				{"MatMulTransBParallel", func(got []float32, threads int) { MatMulTransBParallel(env, got, c.a, bt, m, k, n, threads) }},
+			}
 			for _, be := range testBackends() {
-				for _, threads := range []int{1, 2, 3, 7} {
-					got := make([]float32, m*n)
-					withBackend(be, func() { MatMulParallel(env, got, c.a, c.b, m, k, n, threads) })
-					for i := range want {
-						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-							t.Fatalf("%s %s MatMulParallel m=%d k=%d n=%d threads=%d: element %d = %#08x, reference %#08x",
-								be.name, env, m, k, n, threads, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+				for _, form := range forms {
+					for _, threads := range []int{1, 2, 3, 7} {
+						got := make([]float32, m*n)
+						withBackend(be, func() { form.f(got, threads) })
+						for i := range want {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("%s %s %s m=%d k=%d n=%d threads=%d: element %d = %#08x, reference %#08x",
+									be.name, env, form.name, m, k, n, threads, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+							}
 						}
 					}
 				}
