@@ -113,8 +113,6 @@ type Trainer struct {
 	grad   []float32
 	gz, gu []float32   // per-layer scratch, batch×widest
 	zPrev  [][]float32 // unscaled activations of the hidden layers
-	tmpT   []float32   // transposes for the parallel products
-	tmpW   []float32
 }
 
 // NewTrainer sets up training of params (used in place) on a training set
@@ -148,12 +146,6 @@ func NewTrainer(net *fpnet.Net, cfg Config, params []float32, trainN int) (*Trai
 	for l := 0; l+1 < a.Layers(); l++ {
 		b.zPrev[l] = make([]float32, cfg.Batch*a.Sizes[l+1])
 	}
-	maxW := 0
-	for _, ly := range a.LayerViews() {
-		maxW = max(maxW, ly.FanIn*ly.FanOut)
-	}
-	b.tmpT = make([]float32, cfg.Batch*widest)
-	b.tmpW = make([]float32, maxW)
 	return b, nil
 }
 
@@ -355,24 +347,11 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 			in = b.zPrev[l-1][:batch*ly.FanIn]
 		}
 		gw := ly.W(grad)
-		if threads > 1 {
-			t := b.tmpT[:batch*ly.FanIn]
-			transpose(t, in, batch, ly.FanIn)
-			kernels.MatMulParallel(kernels.IEEE, gw, t, gu, ly.FanIn, batch, ly.FanOut, threads)
-		} else {
-			kernels.MatMulTransA(kernels.IEEE, gw, in, gu, ly.FanIn, batch, ly.FanOut)
-		}
+		kernels.MatMulTransAParallel(kernels.IEEE, gw, in, gu, ly.FanIn, batch, ly.FanOut, threads)
 		// Gradient of the previous layer's output, gu·W_lᵀ.
 		if l > 0 {
 			gzPrev := b.gz[:batch*ly.FanIn]
-			w := ly.W(params)
-			if threads > 1 {
-				t := b.tmpW[:ly.FanIn*ly.FanOut]
-				transpose(t, w, ly.FanIn, ly.FanOut)
-				kernels.MatMulParallel(kernels.IEEE, gzPrev, gu, t, batch, ly.FanOut, ly.FanIn, threads)
-			} else {
-				kernels.MatMulTransB(kernels.IEEE, gzPrev, gu, w, batch, ly.FanOut, ly.FanIn)
-			}
+			kernels.MatMulTransBParallel(kernels.IEEE, gzPrev, gu, ly.W(params), batch, ly.FanOut, ly.FanIn, threads)
 			gz = gzPrev
 		}
 	}
@@ -385,18 +364,4 @@ func deadZone(u, theta float32) float32 {
 		return 0
 	}
 	return u
-}
-
-// transpose writes the cols×rows transpose of src (rows×cols) to dst.
-func transpose(dst, src []float32, rows, cols int) {
-	const blk = 32
-	for r0 := 0; r0 < rows; r0 += blk {
-		for c0 := 0; c0 < cols; c0 += blk {
-			for r := r0; r < min(r0+blk, rows); r++ {
-				for c := c0; c < min(c0+blk, cols); c++ {
-					dst[c*rows+r] = src[r*cols+c]
-				}
-			}
-		}
-	}
 }
