@@ -278,3 +278,34 @@ func sameFloat(a, b float32) bool {
 	}
 	return math.Float32bits(a) == math.Float32bits(b)
 }
+
+// Label smoothing: the gradient is (softmax − target)/batch with target
+// (1−ε)·onehot + ε/classes, and the loss reported is the plain one.
+func TestLabelSmoothingGradient(t *testing.T) {
+	logits := []float32{1, 2, 3, 0.5, -1, 0, 4, 1}
+	labels := []uint8{2, 0}
+	const eps = 0.1
+	grad := make([]float32, 8)
+	loss, correct := fpnet.SmoothedSoftmaxCrossEntropyGrad(logits, labels, 2, 4, eps, grad)
+	plain, plainCorrect := fpnet.SoftmaxCrossEntropy(logits, labels, 2, 4)
+	if loss != plain || correct != plainCorrect {
+		t.Errorf("smoothed loss %v (%d correct), plain %v (%d)", loss, correct, plain, plainCorrect)
+	}
+	for r := 0; r < 2; r++ {
+		row := logits[r*4 : r*4+4]
+		var sum float64
+		for _, v := range row {
+			sum += math.Exp(float64(v))
+		}
+		for j, v := range row {
+			target := eps / 4
+			if j == int(labels[r]) {
+				target += 1 - eps
+			}
+			want := (math.Exp(float64(v))/sum - target) / 2
+			if math.Abs(float64(grad[r*4+j])-want) > 1e-7 {
+				t.Errorf("row %d class %d: gradient %v, want %v", r, j, grad[r*4+j], want)
+			}
+		}
+	}
+}

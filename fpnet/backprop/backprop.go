@@ -39,7 +39,9 @@ type Config struct {
 	// Tau is the surrogate's width in units of 2^(ScaleExp-125) (so for
 	// openai2017 it is in the unscaled units where θ = 0.5).
 	Tau float32 `json:"tau"`
-	// Surrogate is "jump" (d/du of u·σ) or "mask" (σ alone).
+	// Surrogate is "jump" (d/du of u·σ with σ the logistic), "cubic" (the
+	// same with σ a cubic smoothstep of compact support: no exp, and
+	// exactly 0 or 1 beyond 3τ of the threshold) or "mask" (σ alone).
 	Surrogate   string  `json:"surrogate"`
 	Batch       int     `json:"batch"`
 	Epochs      int     `json:"epochs"`
@@ -48,14 +50,32 @@ type Config struct {
 	WarmupSteps int     `json:"warmup_steps"` // linear warm-up
 	WeightDecay float32 `json:"weight_decay"` // decoupled (AdamW)
 	Shift       int     `json:"shift"`        // random image translations up to ±Shift pixels (0: none)
-	Seed        uint64  `json:"seed"`         // minibatch order and augmentation
+	// Smooth distortions (see Distortion); with any of them on, each image
+	// of a minibatch draws its own map from its own seeded stream.
+	Rotate      float32 `json:"rotate,omitempty"`       // degrees
+	Scale       float32 `json:"scale,omitempty"`        // relative, per axis
+	Elastic     float32 `json:"elastic,omitempty"`      // pixels at the control points
+	ElasticGrid int     `json:"elastic_grid,omitempty"` // control-point spacing, pixels
+	Noise       float32 `json:"noise,omitempty"`        // uniform pixel noise amplitude
+	// LabelSmoothing trains against (1−ε)·onehot + ε/classes.
+	LabelSmoothing float32 `json:"label_smoothing,omitempty"`
+	// EMA, when positive, keeps an exponential moving average of the
+	// parameters with this decay per step (Polyak averaging); the average
+	// is what is evaluated and saved.
+	EMA  float32 `json:"ema,omitempty"`
+	Seed uint64  `json:"seed"` // minibatch order and augmentation
+}
+
+// Distortion is the configuration's image augmentation.
+func (c Config) Distortion() Distortion {
+	return Distortion{Shift: c.Shift, Rotate: c.Rotate, Scale: c.Scale, Elastic: c.Elastic, ElasticGrid: c.ElasticGrid, Noise: c.Noise}
 }
 
 // DefaultConfig returns the measured defaults for backprop-ftz
 // (flushAware) or blind backprop.
 func DefaultConfig(flushAware bool) Config {
 	c := Config{FlushAware: flushAware, Tau: 0.1, Surrogate: "jump", Batch: 100, Epochs: 10,
-		LR: 1e-3, LRFinal: 1e-5, WarmupSteps: 200, WeightDecay: 0, Shift: 0, Seed: 1}
+		LR: 1e-3, LRFinal: 1e-5, WarmupSteps: 200, WeightDecay: 0, Shift: 0, ElasticGrid: 4, Seed: 1}
 	if flushAware {
 		// Measured (seed 1, test accuracy of the exact network): without
 		// augmentation it fits the training set (100%) at 97.6% test after
@@ -82,12 +102,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("final learning rate %v must be in [0, lr]", c.LRFinal)
 	case c.FlushAware && !(c.Tau > 0):
 		return fmt.Errorf("surrogate width tau %v must be positive", c.Tau)
-	case c.FlushAware && c.Surrogate != "jump" && c.Surrogate != "mask":
-		return fmt.Errorf("surrogate %q: want jump or mask", c.Surrogate)
+	case c.FlushAware && c.Surrogate != "jump" && c.Surrogate != "cubic" && c.Surrogate != "mask":
+		return fmt.Errorf("surrogate %q: want jump, cubic or mask", c.Surrogate)
 	case c.Shift < 0 || c.Shift > 8:
 		return fmt.Errorf("shift %d out of range [0, 8]", c.Shift)
 	case c.WeightDecay < 0 || c.WeightDecay >= 1:
 		return fmt.Errorf("weight decay %v out of range [0, 1)", c.WeightDecay)
+	case !(c.Rotate >= 0 && c.Rotate <= 45):
+		return fmt.Errorf("rotation %v degrees out of range [0, 45]", c.Rotate)
+	case !(c.Scale >= 0 && c.Scale <= 0.5):
+		return fmt.Errorf("scaling %v out of range [0, 0.5]", c.Scale)
+	case !(c.Elastic >= 0 && c.Elastic <= 8):
+		return fmt.Errorf("elastic amplitude %v pixels out of range [0, 8]", c.Elastic)
+	case c.Elastic > 0 && c.ElasticGrid != 2 && c.ElasticGrid != 4 && c.ElasticGrid != 8 && c.ElasticGrid != 16:
+		return fmt.Errorf("elastic grid %d: want 2, 4, 8 or 16 pixels", c.ElasticGrid)
+	case !(c.Noise >= 0 && c.Noise <= 1):
+		return fmt.Errorf("pixel noise %v out of range [0, 1]", c.Noise)
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
+		return fmt.Errorf("label smoothing %v out of range [0, 1)", c.LabelSmoothing)
+	case !(c.EMA >= 0 && c.EMA < 1):
+		return fmt.Errorf("EMA decay %v out of range [0, 1)", c.EMA)
 	}
 	return nil
 }
@@ -101,6 +135,9 @@ type Trainer struct {
 	Params []float32
 	Opt    *optim.Adam
 	Step   int64 // minibatches done
+	// EMA is the moving average of Params (nil unless Cfg.EMA > 0); it
+	// starts at the initial parameters.
+	EMA []float32
 
 	trainN        int
 	stepsPerEpoch int
@@ -131,6 +168,9 @@ func NewTrainer(net *fpnet.Net, cfg Config, params []float32, trainN int) (*Trai
 	b.Opt = optim.NewAdam(len(params), cfg.LR, 0.9, 0.999, 1e-8)
 	b.Opt.WeightDecay = cfg.WeightDecay
 	b.Opt.Workers = net.Threads
+	if cfg.EMA > 0 {
+		b.EMA = append([]float32(nil), params...)
+	}
 	a := net.Arch
 	widest := 0
 	for _, s := range a.Sizes {
@@ -208,25 +248,73 @@ func (b *Trainer) TrainStep(ds *fpnet.Dataset) (loss float64, correct int) {
 	epoch := b.Step / int64(b.stepsPerEpoch)
 	pos := int(b.Step%int64(b.stepsPerEpoch)) * B
 	perm := b.epochPerm(epoch)
-	rng := detmath.SplitMix64{State: b.Cfg.Seed*0x2545f4914f6cdd1d ^ uint64(b.Step)}
+	d := b.Cfg.Distortion()
+	images := ds.Rows*ds.Cols == ds.Dim
 	for r := 0; r < B; r++ {
-		i := perm[pos+r]
-		dst := b.x[r*ds.Dim : (r+1)*ds.Dim]
-		src := ds.Images[i*ds.Dim : (i+1)*ds.Dim]
-		if b.Cfg.Shift > 0 && ds.Rows*ds.Cols == ds.Dim {
-			dx := rng.Intn(2*b.Cfg.Shift+1) - b.Cfg.Shift
-			dy := rng.Intn(2*b.Cfg.Shift+1) - b.Cfg.Shift
-			shiftImage(dst, src, ds.Rows, ds.Cols, dx, dy)
-		} else {
-			copy(dst, src)
+		b.labels[r] = ds.Labels[perm[pos+r]]
+	}
+	switch {
+	case images && d.Smooth():
+		// Each image draws from its own stream, so the rows can be
+		// distorted in parallel with the same bits.
+		parallel.Range(B, b.Net.Threads, func(lo, hi int) {
+			field := make([]int64, 2*((ds.Rows-1)/2+2)*((ds.Cols-1)/2+2))
+			for r := lo; r < hi; r++ {
+				i := perm[pos+r]
+				rng := detmath.NewStream(detmath.StreamKey(b.Cfg.Seed, streamDistort, uint64(b.Step), uint64(r)))
+				distortImage(b.x[r*ds.Dim:(r+1)*ds.Dim], ds.Images[i*ds.Dim:(i+1)*ds.Dim], ds.Rows, ds.Cols, d, &rng, field)
+			}
+		})
+	default:
+		// Whole-pixel shifts alone: one stream for the batch, as the
+		// runs before the smooth distortions drew them.
+		rng := detmath.SplitMix64{State: b.Cfg.Seed*0x2545f4914f6cdd1d ^ uint64(b.Step)}
+		for r := 0; r < B; r++ {
+			i := perm[pos+r]
+			dst := b.x[r*ds.Dim : (r+1)*ds.Dim]
+			src := ds.Images[i*ds.Dim : (i+1)*ds.Dim]
+			if d.Shift > 0 && images {
+				dx := rng.Intn(2*d.Shift+1) - d.Shift
+				dy := rng.Intn(2*d.Shift+1) - d.Shift
+				shiftImage(dst, src, ds.Rows, ds.Cols, dx, dy)
+			} else {
+				copy(dst, src)
+			}
 		}
-		b.labels[r] = ds.Labels[i]
 	}
 	loss, correct = b.Gradient(b.grad, b.x, b.labels, B)
 	b.Opt.LR = b.LearningRate(b.Step)
 	b.Opt.Step(b.Params, b.grad)
+	if b.EMA != nil {
+		b.updateEMA()
+	}
 	b.Step++
 	return loss, correct
+}
+
+// streamDistort tags the streams the smooth distortions draw from, one per
+// step and row of the minibatch.
+const streamDistort = 0x64697374 // "dist"
+
+// updateEMA moves the average toward the parameters:
+// ema += (1−decay)·(params − ema), elementwise, each product rounded.
+func (b *Trainer) updateEMA() {
+	c := 1 - b.Cfg.EMA
+	parallel.Range(len(b.Params), b.Net.Threads, func(lo, hi int) {
+		e, p := b.EMA[lo:hi], b.Params[lo:hi]
+		for i, v := range p {
+			e[i] += float32(c * (v - e[i]))
+		}
+	})
+}
+
+// Averaged returns the parameters to evaluate and save: the moving
+// average when the configuration keeps one, else the parameters.
+func (b *Trainer) Averaged() []float32 {
+	if b.EMA != nil {
+		return b.EMA
+	}
+	return b.Params
 }
 
 // shiftImage writes src translated by (dx, dy) pixels, zero-filled.
@@ -259,7 +347,7 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 	params := b.Params
 	logits := net.Forward(b.ws, params, x, batch)
 	C := a.Classes()
-	loss, correct = fpnet.SoftmaxCrossEntropyGrad(logits, labels, batch, C, b.gz)
+	loss, correct = fpnet.SmoothedSoftmaxCrossEntropyGrad(logits, labels, batch, C, b.Cfg.LabelSmoothing, b.gz)
 
 	e := r.ScaleExp
 	up := math.Float32frombits(uint32(e+127) << 23) // 2^ScaleExp, exact on normal and subnormal activations alike
@@ -268,12 +356,16 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 	flushes := r.ElementEnv.FlushesOutputs() || r.ElementEnv.ZeroesInputs() || r.ProductEnv.FlushesOutputs()
 	aware := b.Cfg.FlushAware && flushes
 	jump := b.Cfg.Surrogate != "mask"
+	cubic := b.Cfg.Surrogate == "cubic"
 	// deriv is the surrogate dD/du (1 for the blind gradient).
 	deriv := func(u float32) float32 {
 		if !aware {
 			return 1
 		}
 		au := math.Abs(float64(u))
+		if cubic {
+			return cubicJump(au, float64(theta), tau)
+		}
 		z := (au - float64(theta)) / tau
 		if z > 37.5 {
 			// e^-z < 2^-54: 1+e^-z rounds to 1, so σ = 1 and the jump term
@@ -356,6 +448,23 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 		}
 	}
 	return loss, correct
+}
+
+// cubicJump is d/du of u·S((|u|−θ)/τ) at |u| = au, where S is the cubic
+// smoothstep with the logistic's slope 1/4 at 0: S(z) = 1/2 + z/4 − z³/108
+// on [−3, 3], 0 below, 1 above. Every product is rounded on its own.
+func cubicJump(au, theta, tau float64) float32 {
+	z := (au - theta) / tau
+	switch {
+	case z <= -3:
+		return 0
+	case z >= 3:
+		return 1
+	}
+	z2 := float64(z * z)
+	s := 0.5 + float64(z*0.25) - float64(z*z2)/108
+	ds := 0.25 - z2/36
+	return float32(s + float64(au*ds)/tau)
 }
 
 // deadZone is D: 0 where |u| < θ, else u.
