@@ -12,9 +12,11 @@ import (
 
 func init() {
 	Register(&Method{Name: "backprop", Description: "gradients of the plain linear map, blind to the flushes (the article's 92% row)",
-		Run: func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, false) }})
+		Validate: func(o *Options) error { return backpropConfig(o, false).Validate() },
+		Run:      func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, false) }})
 	Register(&Method{Name: "backprop-ftz", Description: "backprop with a surrogate gradient through each flush; exact forward pass",
-		Run: func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, true) }})
+		Validate: func(o *Options) error { return backpropConfig(o, true).Validate() },
+		Run:      func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, true) }})
 }
 
 const backpropCheckpoint = "checkpoint.safetensors"
@@ -48,6 +50,27 @@ func backpropConfig(o *Options, flushAware bool) backprop.Config {
 	if o.WeightDecay >= 0 {
 		c.WeightDecay = float32(o.WeightDecay)
 	}
+	if o.Rotate >= 0 {
+		c.Rotate = float32(o.Rotate)
+	}
+	if o.Scale >= 0 {
+		c.Scale = float32(o.Scale)
+	}
+	if o.Elastic >= 0 {
+		c.Elastic = float32(o.Elastic)
+	}
+	if o.ElasticGrid > 0 {
+		c.ElasticGrid = o.ElasticGrid
+	}
+	if o.Noise >= 0 {
+		c.Noise = float32(o.Noise)
+	}
+	if o.Smoothing >= 0 {
+		c.LabelSmoothing = float32(o.Smoothing)
+	}
+	if o.EMA >= 0 {
+		c.EMA = float32(o.EMA)
+	}
 	return c
 }
 
@@ -79,7 +102,7 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 			Extra: map[string]float64{"lr": float64(tr.Opt.LR), "epoch": float64(tr.Step) / float64(tr.StepsPerEpoch())}}
 		r.Progress(p)
 		if r.EvalDue() || tr.Done() {
-			r.Evaluate(tr.Params)
+			r.Evaluate(tr.Averaged())
 		}
 		if tr.Step%int64(tr.StepsPerEpoch()) == 0 { // a checkpoint per epoch
 			if err := save(); err != nil {
@@ -87,8 +110,9 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 			}
 		}
 	}
-	copy(r.Params, tr.Params)
-	return save()
+	err = save()
+	copy(r.Params, tr.Averaged())
+	return err
 }
 
 func saveBackprop(tr *backprop.Trainer, path string, r *Run) error {
@@ -97,6 +121,9 @@ func saveBackprop(tr *backprop.Trainer, path string, r *Run) error {
 			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
 			"params_sha256": fpnet.ParamsSHA256(tr.Params)},
 		Tensors: map[string][]float32{"params": tr.Params, "adam_m": tr.Opt.M, "adam_v": tr.Opt.V},
+	}
+	if tr.EMA != nil {
+		c.Tensors["ema"] = tr.EMA
 	}
 	return safetensors.SaveCheckpoint(path, c)
 }
@@ -113,7 +140,11 @@ func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
 		return bad("is a %s / %s / %s checkpoint, this run is %s / %s / %s", c.Meta["method"], c.Meta["recipe"], c.Meta["arch"], r.Opts.Method, r.Net.Recipe.Name, r.Net.Arch)
 	}
 	n := len(tr.Params)
-	for _, name := range []string{"params", "adam_m", "adam_v"} {
+	names := []string{"params", "adam_m", "adam_v"}
+	if tr.EMA != nil {
+		names = append(names, "ema")
+	}
+	for _, name := range names {
 		if len(c.Tensors[name]) != n {
 			return bad("tensor %s has %d values, want %d", name, len(c.Tensors[name]), n)
 		}
@@ -129,6 +160,9 @@ func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
 	copy(tr.Params, c.Tensors["params"])
 	copy(tr.Opt.M, c.Tensors["adam_m"])
 	copy(tr.Opt.V, c.Tensors["adam_v"])
+	if tr.EMA != nil {
+		copy(tr.EMA, c.Tensors["ema"])
+	}
 	tr.Opt.T = t
 	tr.Step = step
 	return nil

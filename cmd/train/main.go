@@ -79,6 +79,17 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if train.Dim != arch.Inputs() {
 		return fmt.Errorf("data has %d inputs per example, architecture %s wants %d", train.Dim, arch, arch.Inputs())
 	}
+	// The validation set is the end of the training file, whatever
+	// -train-n takes from its start, so runs on subsets are scored on the
+	// same held-out images as full runs.
+	var val *fpnet.Dataset
+	if o.Val > 0 {
+		if o.Val >= train.N {
+			return fmt.Errorf("-val %d holds out every one of the %d training images", o.Val, train.N)
+		}
+		val = tail(train, o.Val)
+		train = train.Subset(train.N - o.Val)
+	}
 	if o.TrainN > 0 {
 		train = train.Subset(o.TrainN)
 	}
@@ -117,14 +128,18 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	defer metrics.Close()
 
-	r := &Run{Opts: o, Net: net, Train: train, Test: test, Params: params, Dir: dir, ResumeDir: o.Resume,
+	r := &Run{Opts: o, Net: net, Train: train, Val: val, Test: test, Params: params, Dir: dir, ResumeDir: o.Resume,
 		Start: time.Now(), log: stderr, metrics: metrics, tty: isTerminal(stderr)}
 	if o.Budget > 0 {
 		r.Deadline = r.Start.Add(o.Budget)
 	}
 	r.lastEval = r.Start
-	r.Logf("train: method %s, recipe %s (products %v, elementwise %v, scaling 2^%d), arch %s, %d train / %d test images, backend %s, %d workers, out %s",
-		o.Method, recipe.Name, recipe.ProductEnv, recipe.ElementEnv, recipe.ScaleExp, arch, train.N, test.N, kernels.Backend(), o.Workers, dir)
+	valN := 0
+	if val != nil {
+		valN = val.N
+	}
+	r.Logf("train: method %s, recipe %s (products %v, elementwise %v, scaling 2^%d), arch %s, %d train / %d validation / %d test images, backend %s, %d workers, out %s",
+		o.Method, recipe.Name, recipe.ProductEnv, recipe.ElementEnv, recipe.ScaleExp, arch, train.N, valN, test.N, kernels.Backend(), o.Workers, dir)
 	r.record(map[string]any{"kind": "start", "method": o.Method, "recipe": recipe.Name, "backend": kernels.Backend(), "resume": o.Resume != ""})
 
 	ctx, r.cancel = context.WithCancel(ctx)
@@ -155,8 +170,17 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	linearCorrect, _ := linear.Evaluate(r.Params, test, o.Workers)
 	linearAcc := float64(linearCorrect) / float64(test.N)
 	el := time.Since(r.Start).Seconds()
-	r.curve = append(r.curve, curvePoint{Seconds: trainWall.Seconds(), Step: r.Steps, TestAcc: testAcc})
-	r.record(map[string]any{"kind": "final", "step": r.Steps, "elapsed_s": round3(el), "train_acc": trainAcc, "test_acc": testAcc})
+	final := map[string]any{"kind": "final", "step": r.Steps, "elapsed_s": round3(el), "train_acc": trainAcc, "test_acc": testAcc}
+	var valAcc, valLoss float64
+	if val != nil {
+		valCorrect, l := net.Evaluate(r.Params, val, o.Workers)
+		valAcc, valLoss = float64(valCorrect)/float64(val.N), l
+		final["val_acc"] = valAcc
+		r.curve = append(r.curve, curvePoint{Seconds: trainWall.Seconds(), Step: r.Steps, Acc: valAcc})
+	} else {
+		r.curve = append(r.curve, curvePoint{Seconds: trainWall.Seconds(), Step: r.Steps, Acc: testAcc})
+	}
+	r.record(final)
 
 	sha := fpnet.ParamsSHA256(r.Params)
 	modelPath := filepath.Join(dir, "model.safetensors")
@@ -176,6 +200,9 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		"interrupted": interrupted, "budget_exhausted": r.OutOfBudget(), "workers": o.Workers,
 		"resumed": o.Resume != "", "test_accuracy_without_underflow": linearAcc,
 	}
+	if val != nil {
+		summary["val_accuracy"], summary["val_loss"], summary["val_examples"] = valAcc, valLoss, val.N
+	}
 	if r.Config != nil {
 		summary["config"] = r.Config
 	}
@@ -187,8 +214,20 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)
+	if val != nil {
+		fmt.Fprintf(stdout, "validation (the last %d training images, held out): %.2f%%\n", val.N, 100*valAcc)
+	}
 	fmt.Fprintf(stdout, "the same parameters with nothing flushing (IEEE everywhere): %.2f%% test\n", 100*linearAcc)
 	return nil
+}
+
+// tail returns the last n examples of d (sharing storage).
+func tail(d *fpnet.Dataset, n int) *fpnet.Dataset {
+	s := *d
+	s.N = n
+	s.Images = d.Images[(d.N-n)*d.Dim:]
+	s.Labels = d.Labels[d.N-n:]
+	return &s
 }
 
 var dataCache = struct {

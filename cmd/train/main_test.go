@@ -49,6 +49,9 @@ type summaryFile struct {
 	WallSeconds   float64 `json:"wall_seconds"`
 	TrainAccuracy float64 `json:"train_accuracy"`
 	TestAccuracy  float64 `json:"test_accuracy"`
+	ValAccuracy   float64 `json:"val_accuracy"`
+	ValExamples   int     `json:"val_examples"`
+	TrainExamples int     `json:"train_examples"`
 	ParamsSHA256  string  `json:"params_sha256"`
 	Interrupted   bool    `json:"interrupted"`
 }
@@ -107,6 +110,76 @@ func TestSmallRunGoldenHash(t *testing.T) {
 	}
 	if s1 := readSummary(t, dir1); s1.ParamsSHA256 != s.ParamsSHA256 {
 		t.Errorf("1 worker gives %s, 2 workers %s", s1.ParamsSHA256, s.ParamsSHA256)
+	}
+}
+
+// smallRunAll is smallRun with every option the default does not use on:
+// smooth distortions (rotation, scaling, elastic field, pixel noise),
+// label smoothing, the parameter average, and a validation split.
+var smallRunAll = append(append([]string(nil), smallRun...), "-rotate", "10", "-scale", "0.1", "-elastic", "1.5", "-elastic-grid", "4",
+	"-noise", "0.05", "-label-smoothing", "0.1", "-ema", "0.9", "-val", "100")
+
+// goldenSmallRunAllSHA is params_sha256 of smallRunAll with seed 1 (avx2),
+// checked on every backend like goldenSmallRunSHA.
+const goldenSmallRunAllSHA = "0afcb584922f1c944abcd48db270666b4a938f3f8de32fe97cb5bdb7df8a9cc7"
+
+func TestSmallRunAllOptionsGoldenHash(t *testing.T) {
+	dir := t.TempDir()
+	code, stdout, stderr := runTrain(t, context.Background(), append(smallRunAll, "-out", dir, "-workers", "2")...)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	s := readSummary(t, dir)
+	t.Logf("backend %s: params_sha256 %s, test acc %.3f, val acc %.3f, %d steps", s.Backend, s.ParamsSHA256, s.TestAccuracy, s.ValAccuracy, s.Steps)
+	if s.ParamsSHA256 != goldenSmallRunAllSHA {
+		t.Errorf("backend %s: params_sha256 %s, golden %s: this backend does not reproduce the run bit for bit", s.Backend, s.ParamsSHA256, goldenSmallRunAllSHA)
+	}
+	// The validation images are the last 100 of the training file, held
+	// out: 400 train, 100 validation, and the periodic evaluations and the
+	// summary score them.
+	if s.Steps != 40 || s.ValExamples != 100 || s.TrainExamples != 400 || !(s.ValAccuracy > 0) {
+		t.Errorf("summary: %d steps, %d train / %d validation examples, val acc %v", s.Steps, s.TrainExamples, s.ValExamples, s.ValAccuracy)
+	}
+	m, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+	if !bytes.Contains(m, []byte(`"val_acc"`)) || bytes.Contains(m, []byte(`"kind":"eval","step":40,"test_acc"`)) {
+		t.Errorf("metrics.jsonl: periodic evaluations should score the validation set:\n%s", m)
+	}
+	if !strings.Contains(stdout, "validation (the last 100 training images, held out)") {
+		t.Errorf("report lacks the validation line:\n%s", stdout)
+	}
+	// The saved model is the average, and one worker gives the same bits.
+	_, p, _, err := safetensors.LoadParams(filepath.Join(dir, "model.safetensors"))
+	if err != nil || fpnet.ParamsSHA256(p) != s.ParamsSHA256 {
+		t.Errorf("model file: %v", err)
+	}
+	dir1 := t.TempDir()
+	if code, _, e := runTrain(t, context.Background(), append(smallRunAll, "-out", dir1, "-workers", "1")...); code != 0 {
+		t.Fatalf("exit %d: %s", code, e)
+	}
+	if s1 := readSummary(t, dir1); s1.ParamsSHA256 != s.ParamsSHA256 {
+		t.Errorf("1 worker gives %s, 2 workers %s", s1.ParamsSHA256, s.ParamsSHA256)
+	}
+	// Interrupted and resumed: the same bits (the average is in the
+	// checkpoint).
+	dirR := t.TempDir()
+	o, err := parseOptions(append(smallRunAll, "-out", dirR), os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.stopAfter = 17
+	var out bytes.Buffer
+	if err := run(context.Background(), o, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, e := runTrain(t, context.Background(), "-resume", dirR, "-q"); code != 0 {
+		t.Fatalf("resume: exit %d: %s", code, e)
+	}
+	if sr := readSummary(t, dirR); sr.ParamsSHA256 != s.ParamsSHA256 || sr.Steps != 40 {
+		t.Errorf("resumed run: %d steps, %s; straight run %s", sr.Steps, sr.ParamsSHA256, s.ParamsSHA256)
+	}
+	// -val defines the run: it cannot change on resume.
+	if code, _, e := runTrain(t, context.Background(), "-resume", dirR, "-val", "50", "-q"); code != 2 || !strings.Contains(e, "-val") {
+		t.Errorf("-resume with another -val: exit %d, %s", code, e)
 	}
 }
 
@@ -169,6 +242,12 @@ func TestBadFlags(t *testing.T) {
 		{"-budget", "banana"},
 		{"-surrogate", "relu"},
 		{"-shift", "30"},
+		{"-rotate", "90"},
+		{"-elastic", "2", "-elastic-grid", "3"},
+		{"-ema", "1"},
+		{"-label-smoothing", "-0.5"},
+		{"-val", "-1"},
+		{"-method", "es", "-elastic", "1"},
 		{"-nosuchflag"},
 		{"extra-argument"},
 		{"-resume", filepath.Join(dir, "nothing-here")},

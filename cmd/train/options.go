@@ -45,6 +45,17 @@ type Options struct {
 	Shift       int     `json:"shift"`
 	WeightDecay float64 `json:"weight_decay"`
 	LRFinal     float64 `json:"lr_final"`
+	Rotate      float64 `json:"rotate"`
+	Scale       float64 `json:"scale"`
+	Elastic     float64 `json:"elastic"`
+	ElasticGrid int     `json:"elastic_grid"`
+	Noise       float64 `json:"noise"`
+	Smoothing   float64 `json:"label_smoothing"`
+	EMA         float64 `json:"ema"`
+	// Val holds out the last Val training images as a validation set: the
+	// run trains on the others and reports validation accuracy as it goes,
+	// and the test set only once, at the end.
+	Val int `json:"val"`
 	// es
 	L2        float64 `json:"l2"`         // L2 coefficient (-1: method default)
 	NoiseSize int     `json:"noise_size"` // noise-table entries (float32 values)
@@ -96,12 +107,20 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.Out, "out", "", "run folder (default runs/<method>-<timestamp>; with -resume, the resumed folder)")
 	fs.StringVar(&o.Resume, "resume", "", "run folder to resume from its checkpoint")
 	fs.StringVar(&o.Init, "init", "", "model file (safetensors) to start from instead of the random initialisation")
-	fs.DurationVar(&o.EvalEvery, "eval-every", 30*time.Second, "test-set evaluation interval")
+	fs.DurationVar(&o.EvalEvery, "eval-every", 30*time.Second, "interval of the evaluations as the run goes (of the validation set with -val, else the test set)")
 	fs.IntVar(&o.TrainN, "train-n", 0, "train on the first N examples only (0: all)")
 	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
+	fs.IntVar(&o.Val, "val", 0, "hold out the last N training images as a validation set, evaluated as the run goes (the test set only at the end)")
 	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
-	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
+	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump, cubic or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
+	fs.Float64Var(&o.Rotate, "rotate", -1, "backprop: random rotations up to ±N degrees (-1: method default)")
+	fs.Float64Var(&o.Scale, "scale", -1, "backprop: random per-axis scalings by a factor in [1-N, 1+N] (-1: method default)")
+	fs.Float64Var(&o.Elastic, "elastic", -1, "backprop: elastic distortion, up to ±N pixels at each control point (-1: method default)")
+	fs.IntVar(&o.ElasticGrid, "elastic-grid", 0, "backprop: spacing of the elastic field's control points, 2, 4, 8 or 16 pixels (0: method default)")
+	fs.Float64Var(&o.Noise, "noise", -1, "backprop: uniform pixel noise in [-N, N] (-1: method default)")
+	fs.Float64Var(&o.Smoothing, "label-smoothing", -1, "backprop: label smoothing (-1: method default)")
+	fs.Float64Var(&o.EMA, "ema", -1, "backprop: decay of an exponential moving average of the parameters, which is what is evaluated and saved (0: none; -1: method default)")
 	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
 	fs.Float64Var(&o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
 	fs.Float64Var(&o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
@@ -178,7 +197,7 @@ func (o *Options) adoptResumed() error {
 	o.Resume, o.Set, o.Quiet = now.Resume, now.Set, now.Quiet
 	for name := range now.Set {
 		switch name {
-		case "method", "recipe", "arch", "seed", "train-n":
+		case "method", "recipe", "arch", "seed", "train-n", "val":
 			if fmt.Sprint(now.field(name)) != fmt.Sprint(prev.field(name)) {
 				return badFlag("-%s %v conflicts with the resumed run's %v", name, now.field(name), prev.field(name))
 			}
@@ -224,6 +243,8 @@ func (o *Options) field(name string) any {
 		return o.Seed
 	case "train-n":
 		return o.TrainN
+	case "val":
+		return o.Val
 	}
 	return nil
 }
@@ -266,10 +287,12 @@ func (o *Options) validate() error {
 		return badFlag("-eval-every %v must be positive", o.EvalEvery)
 	case o.TrainN < 0 || o.TestN < 0:
 		return badFlag("-train-n and -test-n must not be negative")
+	case o.Val < 0:
+		return badFlag("-val %d must not be negative", o.Val)
 	case o.Tau < 0:
 		return badFlag("-tau %v must not be negative", o.Tau)
-	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "mask":
-		return badFlag("-surrogate %q: want jump or mask", o.Surrogate)
+	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "cubic" && o.Surrogate != "mask":
+		return badFlag("-surrogate %q: want jump, cubic or mask", o.Surrogate)
 	case o.Shift < -1 || o.Shift > 8:
 		return badFlag("-shift %d out of range [0, 8]", o.Shift)
 	case o.WeightDecay != -1 && (o.WeightDecay < 0 || o.WeightDecay >= 1):
@@ -284,6 +307,24 @@ func (o *Options) validate() error {
 		return badFlag("-fitness %q: want %s or %s", o.Fitness, es.FitnessXent, es.FitnessAcc)
 	case !(o.Guide >= 0 && o.Guide < 1):
 		return badFlag("-guide %v must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.Guide)
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"rotate", o.Rotate}, {"scale", o.Scale}, {"elastic", o.Elastic}, {"noise", o.Noise}, {"label-smoothing", o.Smoothing}, {"ema", o.EMA}} {
+		if f.v != -1 && !(f.v >= 0 && f.v < 1e6) {
+			return badFlag("-%s %v must be zero or positive", f.name, f.v)
+		}
+	}
+	if o.ElasticGrid < 0 {
+		return badFlag("-elastic-grid %d must not be negative", o.ElasticGrid)
+	}
+	if o.Method == "es" {
+		for _, name := range []string{"rotate", "scale", "elastic", "elastic-grid", "noise", "label-smoothing", "ema"} {
+			if o.Set[name] {
+				return badFlag("-%s applies to the backprop methods only, not es", name)
+			}
+		}
 	}
 	if o.Method != "es" {
 		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide", "serve", "nats", "task-timeout", "task-pairs",

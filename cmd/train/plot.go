@@ -9,8 +9,9 @@ import (
 	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 )
 
-// writeCurveSVG draws test accuracy against wall-clock time, with the
-// article's figures as reference lines, as a self-contained SVG.
+// writeCurveSVG draws test (with -val: validation) accuracy against
+// wall-clock time, with the article's figures as reference lines, as a
+// self-contained SVG.
 func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) error {
 	const W, H, left, right, top, bottom = 720, 420, 70, 20, 40, 50
 	pw, ph := float64(W-left-right), float64(H-top-bottom)
@@ -18,7 +19,7 @@ func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) err
 	lo := 0.9
 	for _, p := range pts {
 		tmax = math.Max(tmax, p.Seconds)
-		lo = math.Min(lo, p.TestAcc)
+		lo = math.Min(lo, p.Acc)
 	}
 	lo = math.Max(0, math.Floor(lo*20)/20) // a multiple of 5%
 	hi := 1.0
@@ -27,7 +28,7 @@ func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) err
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", W, H)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", W, H)
-	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">%s</text>`+"\n", left, html.EscapeString(fmt.Sprintf("MNIST test accuracy: %s, recipe %s, seed %d", o.Method, recipe, o.Seed)))
+	fmt.Fprintf(&b, `<text x="%d" y="22" font-size="14">%s</text>`+"\n", left, html.EscapeString(fmt.Sprintf("MNIST %s accuracy: %s, recipe %s, seed %d", setName(o), o.Method, recipe, o.Seed)))
 	// Grid and axes.
 	for a := lo; a <= hi+1e-9; a += 0.01 {
 		if int(math.Round(a*100))%(max(1, int(math.Round((hi-lo)*100))/10)) != 0 {
@@ -62,14 +63,14 @@ func writeCurveSVG(path string, o *Options, recipe string, pts []curvePoint) err
 			if i == 0 {
 				cmd = "M"
 			}
-			fmt.Fprintf(&d, "%s%.1f,%.1f ", cmd, x(p.Seconds), y(p.TestAcc))
+			fmt.Fprintf(&d, "%s%.1f,%.1f ", cmd, x(p.Seconds), y(p.Acc))
 		}
 		fmt.Fprintf(&b, `<path d="%s" fill="none" stroke="#17c" stroke-width="2"/>`+"\n", strings.TrimSpace(d.String()))
 		for _, p := range pts {
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#17c"><title>step %d: %.2f%%</title></circle>`+"\n", x(p.Seconds), y(p.TestAcc), p.Step, 100*p.TestAcc)
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="2.5" fill="#17c"><title>step %d: %.2f%%</title></circle>`+"\n", x(p.Seconds), y(p.Acc), p.Step, 100*p.Acc)
 		}
 		last := pts[len(pts)-1]
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#17c" text-anchor="end">%.2f%%</text>`+"\n", x(last.Seconds)-4, y(last.TestAcc)+16, 100*last.TestAcc)
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="#17c" text-anchor="end">%.2f%%</text>`+"\n", x(last.Seconds)-4, y(last.Acc)+16, 100*last.Acc)
 	}
 	b.WriteString("</svg>\n")
 	return atomicfile.WriteFile(path, []byte(b.String()))
@@ -83,4 +84,12 @@ func fmtSeconds(t float64) string {
 		return fmt.Sprintf("%.0fm", t/60)
 	}
 	return fmt.Sprintf("%.0fs", t)
+}
+
+// setName names the set the periodic evaluations score.
+func setName(o *Options) string {
+	if o.Val > 0 {
+		return "validation"
+	}
+	return "test"
 }

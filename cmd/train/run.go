@@ -19,6 +19,9 @@ type Run struct {
 	Opts        *Options
 	Net         *fpnet.Net
 	Train, Test *fpnet.Dataset
+	// Val is the held-out validation set (nil without -val): the periodic
+	// evaluations score it instead of the test set.
+	Val *fpnet.Dataset
 	// Params are trained in place; on entry the initial parameters.
 	Params []float32
 	// Steps is the number of steps (minibatches, generations) done; the
@@ -54,10 +57,9 @@ type Run struct {
 }
 
 type curvePoint struct {
-	Seconds  float64
-	Step     int64
-	TestAcc  float64
-	BatchAcc float64
+	Seconds float64
+	Step    int64
+	Acc     float64 // validation accuracy with -val, else test accuracy
 }
 
 // CheckpointPath is where the method keeps its checkpoint file name.
@@ -150,16 +152,21 @@ func (r *Run) printLine(line string, permanent bool) {
 	}
 }
 
-// Evaluate measures params on the test set with the exact forward pass,
-// records it, and returns the accuracy in [0, 1].
+// Evaluate measures params with the exact forward pass on the validation
+// set (with -val) or else the test set, records it, and returns the
+// accuracy in [0, 1].
 func (r *Run) Evaluate(params []float32) float64 {
 	r.lastEval = time.Now()
-	correct, loss := r.Net.Evaluate(params, r.Test, r.Opts.Workers)
-	acc := float64(correct) / float64(r.Test.N)
+	set, name := r.Test, "test"
+	if r.Val != nil {
+		set, name = r.Val, "val"
+	}
+	correct, loss := r.Net.Evaluate(params, set, r.Opts.Workers)
+	acc := float64(correct) / float64(set.N)
 	el := time.Since(r.Start).Seconds()
-	r.record(map[string]any{"kind": "eval", "step": r.Steps, "elapsed_s": round3(el), "test_acc": acc, "test_loss": loss})
-	r.curve = append(r.curve, curvePoint{Seconds: el, Step: r.Steps, TestAcc: acc})
-	r.printLine(fmt.Sprintf("  step %d  %s  test acc %.2f%%  test loss %.4f", r.Steps, fmtDur(time.Since(r.Start)), 100*acc, loss), true)
+	r.record(map[string]any{"kind": "eval", "step": r.Steps, "elapsed_s": round3(el), name + "_acc": acc, name + "_loss": loss})
+	r.curve = append(r.curve, curvePoint{Seconds: el, Step: r.Steps, Acc: acc})
+	r.printLine(fmt.Sprintf("  step %d  %s  %s acc %.2f%%  %s loss %.4f", r.Steps, fmtDur(time.Since(r.Start)), name, 100*acc, name, loss), true)
 	return acc
 }
 
