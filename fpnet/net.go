@@ -136,6 +136,15 @@ const EvalChunk = 500
 // goroutines and returns the number of correct predictions and the mean
 // cross-entropy. The result is the same bits for any worker count.
 func (n *Net) Evaluate(params []float32, ds *Dataset, workers int) (correct int, meanLoss float64) {
+	return n.Classify(params, ds, workers, nil)
+}
+
+// Classify is Evaluate that also writes each example's predicted class to
+// pred (nil: not wanted; else at least ds.N long).
+func (n *Net) Classify(params []float32, ds *Dataset, workers int, pred []uint8) (correct int, meanLoss float64) {
+	if pred != nil && len(pred) < ds.N {
+		panic(fmt.Sprintf("fpnet: Classify needs %d predictions' room, got %d", ds.N, len(pred)))
+	}
 	if ds.N == 0 {
 		return 0, 0
 	}
@@ -161,6 +170,9 @@ func (n *Net) Evaluate(params []float32, ds *Dataset, workers int) (correct int,
 				hi := min(lo+EvalChunk, ds.N)
 				logits := inner.Forward(ws, params, ds.Images[lo*ds.Dim:hi*ds.Dim], hi-lo)
 				l, k := SoftmaxCrossEntropy(logits, ds.Labels[lo:hi], hi-lo, n.Arch.Classes())
+				if pred != nil {
+					Predict(pred[lo:hi], logits, hi-lo, n.Arch.Classes())
+				}
 				losses[c] = l * float64(hi-lo)
 				corrects[c] = k
 			}
