@@ -113,6 +113,14 @@ func BenchmarkMatMulParallel(b *testing.B) {
 	benchParallel(b, []mmShape{{1000, 784, 512}, {1000, 512, 512}, {1000, 512, 10}})
 }
 
+// BenchmarkMatMulParallelBatch: the parallel form at the trainer's batch
+// sizes (100 and 200 rows), where the split decides how much of B each
+// goroutine packs; cpu-GFLOP/s (process CPU time) shows work a split
+// duplicates even on a busy machine.
+func BenchmarkMatMulParallelBatch(b *testing.B) {
+	benchParallel(b, []mmShape{{100, 784, 512}, {100, 512, 512}, {200, 784, 512}, {200, 512, 512}})
+}
+
 // benchParallel runs MatMulParallel on each shape with 1 and 2 threads.
 func benchParallel(b *testing.B, shapes []mmShape) {
 	for _, s := range shapes {
@@ -120,10 +128,14 @@ func benchParallel(b *testing.B, shapes []mmShape) {
 			b.Run(fmt.Sprintf("%s/%s/threads=%d", kernels.Backend(), s, threads), func(b *testing.B) {
 				a, bm := mmInputs(s, "normal")
 				dst := make([]float32, s.m*s.n)
+				cpu0 := processCPU()
 				for b.Loop() {
 					kernels.MatMulParallel(kernels.IEEE, dst, a, bm, s.m, s.k, s.n, threads)
 				}
 				gflops(b, s)
+				if cpu := (processCPU() - cpu0).Seconds(); cpu > 0 {
+					b.ReportMetric(2*float64(s.m)*float64(s.k)*float64(s.n)*float64(b.N)/cpu/1e9, "cpu-GFLOP/s")
+				}
 			})
 		}
 	}
