@@ -63,6 +63,13 @@ func (ws *Workspace) MaxBatch() int { return ws.maxBatch }
 // which for 784-512-512-10 is the article's network. Division by s is the
 // multiplication by 2^-ScaleExp (same value, same flush).
 func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
+	return n.ForwardThen(ws, params, x, batch, nil)
+}
+
+// ForwardThen is Forward that hands each hidden layer's output (layer l,
+// batch×fan_out values in ws) to then before the next layer reads it, so
+// that a trainer can change it in place (dropout). A nil then is Forward.
+func (n *Net) ForwardThen(ws *Workspace, params, x []float32, batch int, then func(l int, act []float32)) []float32 {
 	a := n.Arch
 	if batch < 0 || batch > ws.maxBatch {
 		panic(fmt.Sprintf("fpnet: Forward batch %d outside workspace's [0, %d]", batch, ws.maxBatch))
@@ -103,6 +110,9 @@ func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
 			sb := ws.scaledBias[l]
 			kernels.Scale(ee, sb, ly.B(params), -e)
 			kernels.BiasAdd(ee, act, prod, sb, batch, ly.FanOut)
+		}
+		if then != nil && l != last {
+			then(l, act)
 		}
 		in = act
 	}

@@ -65,6 +65,9 @@ func backpropConfig(o *Options, flushAware bool) backprop.Config {
 	if o.Noise >= 0 {
 		c.Noise = float32(o.Noise)
 	}
+	if o.Dropout >= 0 {
+		c.Dropout = float32(o.Dropout)
+	}
 	if o.Smoothing >= 0 {
 		c.LabelSmoothing = float32(o.Smoothing)
 	}

@@ -115,13 +115,13 @@ func TestSmallRunGoldenHash(t *testing.T) {
 
 // smallRunAll is smallRun with every option the default does not use on:
 // smooth distortions (rotation, scaling, elastic field, pixel noise),
-// label smoothing, the parameter average, and a validation split.
+// dropout, label smoothing, the parameter average, and a validation split.
 var smallRunAll = append(append([]string(nil), smallRun...), "-rotate", "10", "-scale", "0.1", "-elastic", "1.5", "-elastic-grid", "4",
-	"-noise", "0.05", "-label-smoothing", "0.1", "-ema", "0.9", "-val", "100")
+	"-noise", "0.05", "-dropout", "0.2", "-label-smoothing", "0.1", "-ema", "0.9", "-val", "100")
 
 // goldenSmallRunAllSHA is params_sha256 of smallRunAll with seed 1 (avx2),
 // checked on every backend like goldenSmallRunSHA.
-const goldenSmallRunAllSHA = "0afcb584922f1c944abcd48db270666b4a938f3f8de32fe97cb5bdb7df8a9cc7"
+const goldenSmallRunAllSHA = "6703360843983398bd35b3f622e7730303b9cc021a1cdcff6faaf3951dfae849"
 
 func TestSmallRunAllOptionsGoldenHash(t *testing.T) {
 	dir := t.TempDir()
@@ -245,6 +245,7 @@ func TestBadFlags(t *testing.T) {
 		{"-rotate", "90"},
 		{"-elastic", "2", "-elastic-grid", "3"},
 		{"-ema", "1"},
+		{"-dropout", "0.95"},
 		{"-label-smoothing", "-0.5"},
 		{"-val", "-1"},
 		{"-method", "es", "-elastic", "1"},

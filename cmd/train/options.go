@@ -50,6 +50,7 @@ type Options struct {
 	Elastic     float64 `json:"elastic"`
 	ElasticGrid int     `json:"elastic_grid"`
 	Noise       float64 `json:"noise"`
+	Dropout     float64 `json:"dropout"`
 	Smoothing   float64 `json:"label_smoothing"`
 	EMA         float64 `json:"ema"`
 	// Val holds out the last Val training images as a validation set: the
@@ -119,6 +120,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.Elastic, "elastic", -1, "backprop: elastic distortion, up to ±N pixels at each control point (-1: method default)")
 	fs.IntVar(&o.ElasticGrid, "elastic-grid", 0, "backprop: spacing of the elastic field's control points, 2, 4, 8 or 16 pixels (0: method default)")
 	fs.Float64Var(&o.Noise, "noise", -1, "backprop: uniform pixel noise in [-N, N] (-1: method default)")
+	fs.Float64Var(&o.Dropout, "dropout", -1, "backprop: probability of zeroing each hidden unit's output in a training step (-1: method default)")
 	fs.Float64Var(&o.Smoothing, "label-smoothing", -1, "backprop: label smoothing (-1: method default)")
 	fs.Float64Var(&o.EMA, "ema", -1, "backprop: decay of an exponential moving average of the parameters, which is what is evaluated and saved (0: none; -1: method default)")
 	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
@@ -311,7 +313,7 @@ func (o *Options) validate() error {
 	for _, f := range []struct {
 		name string
 		v    float64
-	}{{"rotate", o.Rotate}, {"scale", o.Scale}, {"elastic", o.Elastic}, {"noise", o.Noise}, {"label-smoothing", o.Smoothing}, {"ema", o.EMA}} {
+	}{{"rotate", o.Rotate}, {"scale", o.Scale}, {"elastic", o.Elastic}, {"noise", o.Noise}, {"dropout", o.Dropout}, {"label-smoothing", o.Smoothing}, {"ema", o.EMA}} {
 		if f.v != -1 && !(f.v >= 0 && f.v < 1e6) {
 			return badFlag("-%s %v must be zero or positive", f.name, f.v)
 		}
@@ -320,7 +322,7 @@ func (o *Options) validate() error {
 		return badFlag("-elastic-grid %d must not be negative", o.ElasticGrid)
 	}
 	if o.Method == "es" {
-		for _, name := range []string{"rotate", "scale", "elastic", "elastic-grid", "noise", "label-smoothing", "ema"} {
+		for _, name := range []string{"rotate", "scale", "elastic", "elastic-grid", "noise", "dropout", "label-smoothing", "ema"} {
 			if o.Set[name] {
 				return badFlag("-%s applies to the backprop methods only, not es", name)
 			}

@@ -57,6 +57,10 @@ type Config struct {
 	Elastic     float32 `json:"elastic,omitempty"`      // pixels at the control points
 	ElasticGrid int     `json:"elastic_grid,omitempty"` // control-point spacing, pixels
 	Noise       float32 `json:"noise,omitempty"`        // uniform pixel noise amplitude
+	// Dropout is the probability that a hidden unit's output is zeroed in
+	// a training step (the others are scaled by 1/(1−p)); the network
+	// evaluated is the exact one, without it.
+	Dropout float32 `json:"dropout,omitempty"`
 	// LabelSmoothing trains against (1−ε)·onehot + ε/classes.
 	LabelSmoothing float32 `json:"label_smoothing,omitempty"`
 	// EMA, when positive, keeps an exponential moving average of the
@@ -118,6 +122,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("elastic grid %d: want 2, 4, 8 or 16 pixels", c.ElasticGrid)
 	case !(c.Noise >= 0 && c.Noise <= 1):
 		return fmt.Errorf("pixel noise %v out of range [0, 1]", c.Noise)
+	case !(c.Dropout >= 0 && c.Dropout <= 0.9):
+		return fmt.Errorf("dropout %v out of range [0, 0.9]", c.Dropout)
 	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
 		return fmt.Errorf("label smoothing %v out of range [0, 1)", c.LabelSmoothing)
 	case !(c.EMA >= 0 && c.EMA < 1):
@@ -150,6 +156,7 @@ type Trainer struct {
 	grad   []float32
 	gz, gu []float32   // per-layer scratch, batch×widest
 	zPrev  [][]float32 // unscaled activations of the hidden layers
+	keep   [][]float32 // dropout: each hidden output's factor this step, 0 or 1/(1−p)
 }
 
 // NewTrainer sets up training of params (used in place) on a training set
@@ -185,6 +192,12 @@ func NewTrainer(net *fpnet.Net, cfg Config, params []float32, trainN int) (*Trai
 	b.zPrev = make([][]float32, a.Layers())
 	for l := 0; l+1 < a.Layers(); l++ {
 		b.zPrev[l] = make([]float32, cfg.Batch*a.Sizes[l+1])
+	}
+	if cfg.Dropout > 0 {
+		b.keep = make([][]float32, a.Layers())
+		for l := 0; l+1 < a.Layers(); l++ {
+			b.keep[l] = make([]float32, cfg.Batch*a.Sizes[l+1])
+		}
 	}
 	return b, nil
 }
@@ -292,6 +305,40 @@ func (b *Trainer) TrainStep(ds *fpnet.Dataset) (loss float64, correct int) {
 	return loss, correct
 }
 
+// dropout zeroes each of the hidden layer l's outputs with probability
+// Cfg.Dropout and scales the others by 1/(1−p), in place, keeping the
+// factors for the backward pass. Each row draws from its own stream
+// (seed, step, layer, row), so rows run in parallel with the same bits.
+func (b *Trainer) dropout(l int, act []float32, batch int) {
+	width := len(act) / batch
+	keep := b.keep[l][:len(act)]
+	scale := float32(1 / (1 - float64(b.Cfg.Dropout)))
+	// A unit is dropped when 16 random bits fall below p·2^16.
+	cut := uint64(float64(b.Cfg.Dropout) * (1 << 16))
+	parallel.Range(batch, b.Net.Threads, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			rng := detmath.NewStream(detmath.StreamKey(b.Cfg.Seed, streamDropout, uint64(b.Step), uint64(l), uint64(r)))
+			var bits uint64
+			for j := 0; j < width; j++ {
+				if j%4 == 0 {
+					bits = rng.Uint64()
+				}
+				i := r*width + j
+				if bits&0xffff < cut {
+					keep[i] = 0
+				} else {
+					keep[i] = scale
+				}
+				bits >>= 16
+				act[i] *= keep[i]
+			}
+		}
+	})
+}
+
+// streamDropout tags the dropout streams, one per step, layer and row.
+const streamDropout = 0x64726f70 // "drop"
+
 // streamDistort tags the streams the smooth distortions draw from, one per
 // step and row of the minibatch.
 const streamDistort = 0x64697374 // "dist"
@@ -345,7 +392,11 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 	a := net.Arch
 	r := net.Recipe
 	params := b.Params
-	logits := net.Forward(b.ws, params, x, batch)
+	var then func(l int, act []float32)
+	if b.keep != nil {
+		then = func(l int, act []float32) { b.dropout(l, act, batch) }
+	}
+	logits := net.ForwardThen(b.ws, params, x, batch, then)
 	C := a.Classes()
 	loss, correct = fpnet.SmoothedSoftmaxCrossEntropyGrad(logits, labels, batch, C, b.Cfg.LabelSmoothing, b.gz)
 
@@ -444,6 +495,11 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 		if l > 0 {
 			gzPrev := b.gz[:batch*ly.FanIn]
 			kernels.MatMulTransBParallel(kernels.IEEE, gzPrev, gu, ly.W(params), batch, ly.FanOut, ly.FanIn, threads)
+			if b.keep != nil {
+				for i, k := range b.keep[l-1][:batch*ly.FanIn] {
+					gzPrev[i] *= k
+				}
+			}
 			gz = gzPrev
 		}
 	}

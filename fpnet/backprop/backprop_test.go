@@ -11,7 +11,14 @@ import (
 
 // The blind gradient is the true gradient where nothing flushes: check it
 // against central differences on the ieee recipe without scaling.
-func TestGradientMatchesFiniteDifferences(t *testing.T) {
+func TestGradientMatchesFiniteDifferences(t *testing.T) { checkFiniteDifferences(t, 0) }
+
+// With dropout the gradient is that of the network with this step's units
+// dropped: Gradient draws the same masks for the same step, so its loss is
+// the function to difference.
+func TestDropoutGradientMatchesFiniteDifferences(t *testing.T) { checkFiniteDifferences(t, 0.3) }
+
+func checkFiniteDifferences(t *testing.T, dropout float32) {
 	train, _, err := mnist.Load("")
 	if err != nil {
 		t.Fatalf("loading MNIST from the GoMNIST module: %v", err)
@@ -27,6 +34,7 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 	}
 	cfg := DefaultConfig(false)
 	cfg.Batch = 16
+	cfg.Dropout = dropout
 	bp, err := NewTrainer(n, cfg, params, 100)
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +46,23 @@ func TestGradientMatchesFiniteDifferences(t *testing.T) {
 	lossAt := func() float64 {
 		l, _ := fpnet.SoftmaxCrossEntropy(n.Forward(ws, params, x, 16), y, 16, 10)
 		return l
+	}
+	if dropout > 0 {
+		scratch := make([]float32, len(params))
+		lossAt = func() float64 {
+			l, _ := bp.Gradient(scratch, x, y, 16)
+			return l
+		}
+		// Some units are dropped, and not all.
+		dropped := 0
+		for _, k := range bp.keep[0][:16*12] {
+			if k == 0 {
+				dropped++
+			}
+		}
+		if dropped < 16*12/10 || dropped > 16*12/2 {
+			t.Errorf("dropout %v dropped %d of %d units", dropout, dropped, 16*12)
+		}
 	}
 	rng := detmath.SplitMix64{State: 1}
 	checked := 0
