@@ -2,7 +2,7 @@
 GO      ?= go
 QEMU    ?= qemu-aarch64-static
 # Packages whose results must be the same bits on every backend.
-EXACT_PKGS = ./kernels/... ./fpnet/... ./es/... ./cmd/train ./cmd/ftzcheck/...
+EXACT_PKGS = ./kernels/... ./fpnet/... ./es/... ./cmd/train ./cmd/eval ./cmd/ftzcheck/...
 
 .PHONY: all generate check-generated vet test test-native test-backends test-purego test-arm64 test-race bench bench-openblas train ftzcheck
 
