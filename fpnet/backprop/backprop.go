@@ -408,6 +408,7 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 	aware := b.Cfg.FlushAware && flushes
 	jump := b.Cfg.Surrogate != "mask"
 	cubic := b.Cfg.Surrogate == "cubic"
+	invTau := 1 / tau
 	// deriv is the surrogate dD/du (1 for the blind gradient).
 	deriv := func(u float32) float32 {
 		if !aware {
@@ -415,7 +416,7 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 		}
 		au := math.Abs(float64(u))
 		if cubic {
-			return cubicJump(au, float64(theta), tau)
+			return cubicJump(au, float64(theta), invTau)
 		}
 		z := (au - float64(theta)) / tau
 		if z > 37.5 {
@@ -449,7 +450,26 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 		gu := b.gu[:n]
 		prod := b.ws.Prod[l][:n]
 		bias := ly.B(params)
-		if aware {
+		switch {
+		case aware && cubic:
+			// The same as the general loop below, with the surrogate
+			// called directly (inlined) rather than through deriv.
+			th := float64(theta)
+			parallel.Range(batch, threads, func(lo, hi int) {
+				for row := lo; row < hi; row++ {
+					for j := 0; j < ly.FanOut; j++ {
+						i := row*ly.FanOut + j
+						var u float32
+						if l == 0 {
+							u = prod[i] + bias[j]
+						} else {
+							u = float32(prod[i]*up) + deadZone(bias[j], theta)
+						}
+						gu[i] = gz[i] * cubicJump(math.Abs(float64(u)), th, invTau)
+					}
+				}
+			})
+		case aware:
 			// Elementwise, so splitting the rows over goroutines keeps the bits.
 			parallel.Range(batch, threads, func(lo, hi int) {
 				for row := lo; row < hi; row++ {
@@ -465,7 +485,7 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 					}
 				}
 			})
-		} else {
+		default:
 			copy(gu, gz[:n])
 		}
 		// Bias gradient: column sums, in row order.
@@ -508,19 +528,20 @@ func (b *Trainer) Gradient(grad, x []float32, labels []uint8, batch int) (loss f
 
 // cubicJump is d/du of u·S((|u|−θ)/τ) at |u| = au, where S is the cubic
 // smoothstep with the logistic's slope 1/4 at 0: S(z) = 1/2 + z/4 − z³/108
-// on [−3, 3], 0 below, 1 above. Every product is rounded on its own.
-func cubicJump(au, theta, tau float64) float32 {
-	z := (au - theta) / tau
-	switch {
-	case z <= -3:
+// on [−3, 3], 0 below, 1 above. Multiplications only (invTau = 1/τ), every
+// product rounded on its own.
+func cubicJump(au, theta, invTau float64) float32 {
+	z := float64((au - theta) * invTau)
+	if z <= -3 {
 		return 0
-	case z >= 3:
+	}
+	if z >= 3 {
 		return 1
 	}
 	z2 := float64(z * z)
-	s := 0.5 + float64(z*0.25) - float64(z*z2)/108
-	ds := 0.25 - z2/36
-	return float32(s + float64(au*ds)/tau)
+	s := 0.5 + float64(z*float64(0.25-float64(z2*(1.0/108))))
+	ds := 0.25 - float64(z2*(1.0/36))
+	return float32(s + float64(float64(au*ds)*invTau))
 }
 
 // deadZone is D: 0 where |u| < θ, else u.
