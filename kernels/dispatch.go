@@ -26,6 +26,10 @@ type backend struct {
 	biasAdd      func(dst, src, bias *float32, rows, cols int, mode uint32)
 	biasAddScale func(dst, src, bias *float32, rows, cols int, scale float32, mode uint32)
 	addScaled    func(dst, x, y *float32, n int, s float32, mode uint32)
+	// Adam's update in IEEE (the Go ABI's MXCSR), without and with
+	// decoupled weight decay; nil: the portable loop serves.
+	adam      func(p, g, m, v *float32, n int, b1, b2, c1, c2, eps, step float32)
+	adamDecay func(p, g, m, v *float32, n int, b1, b2, c1, c2, eps, decay, step float32)
 }
 
 var pureGo = &backend{name: "purego"}

@@ -37,11 +37,13 @@ func mxcsrMode(env Env) (uint32, bool) { return env.MXCSR() }
 
 var (
 	avx2Backend = &backend{name: "avx2", kern: avx2Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX}
-	// The elementwise passes are memory-bound: the ymm kernels serve
-	// AVX-512 too.
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX,
+		adam: adamAVX, adamDecay: adamDecayAVX}
+	// The elementwise passes and Adam are memory-bound or bound by the
+	// divider: the ymm kernels serve AVX-512 too.
 	avx512Backend = &backend{name: "avx512", kern: avx512Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX}
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX,
+		adam: adamAVX, adamDecay: adamDecayAVX}
 )
 
 // simdBackends lists the SIMD backends this CPU and OS can run, fastest

@@ -107,6 +107,58 @@ func AddScaled(env Env, dst, x, y []float32, s float32) {
 	}
 }
 
+// AdamUpdate applies one step of Adam to the parameters p, with gradient
+// g and moments m and v (all updated in place, all of len(p)), in IEEE
+// arithmetic, element by element:
+//
+//	m = b1·m + c1·g
+//	v = b2·v + c2·(g·g)
+//	p = p − decay·p                     (only when decay ≠ 0)
+//	p = p − (step·m) / (sqrt(v) + eps)
+//
+// Every product, quotient, square root and sum is rounded on its own,
+// never fused, so the result is the same bits on every backend: the
+// amd64 SIMD backends run it in generated AVX code, the others in the
+// loop below.
+func AdamUpdate(p, g, m, v []float32, b1, b2, c1, c2, eps, decay, step float32) {
+	n := len(p)
+	if len(g) < n || len(m) < n || len(v) < n {
+		panic(fmt.Sprintf("kernels.AdamUpdate: len(p)=%d, but len(g)=%d, len(m)=%d, len(v)=%d", n, len(g), len(m), len(v)))
+	}
+	if n == 0 {
+		return
+	}
+	if active.adam != nil {
+		// Blocks bound each assembly call, as for the elementwise ops.
+		for lo := 0; lo < n; lo += 4 * elementwiseBlock {
+			hi := min(lo+4*elementwiseBlock, n)
+			if decay != 0 {
+				active.adamDecay(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, decay, step)
+			} else {
+				active.adam(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, step)
+			}
+		}
+		return
+	}
+	adamGo(p, g[:n], m[:n], v[:n], b1, b2, c1, c2, eps, decay, step)
+}
+
+// adamGo is AdamUpdate's portable loop: an explicit conversion around
+// every product that meets an add, so no compiler fuses it.
+func adamGo(p, g, m, v []float32, b1, b2, c1, c2, eps, decay, step float32) {
+	for i, gi := range g {
+		mi := float32(b1*m[i]) + float32(c1*gi)
+		vi := float32(b2*v[i]) + float32(c2*float32(gi*gi))
+		m[i], v[i] = mi, vi
+		pi := p[i]
+		if decay != 0 {
+			pi -= float32(decay * pi)
+		}
+		denom := float32(math.Sqrt(float64(vi))) + eps
+		p[i] = pi - float32(step*mi)/denom
+	}
+}
+
 // Scale writes src·2^e in env to dst (which may alias src); -126 <= e <= 127.
 // It is not vectorised: the network scales bias vectors with it, not
 // activations.

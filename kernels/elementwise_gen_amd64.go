@@ -26,3 +26,20 @@ func biasAddScaleRowsAVX(dst *float32, src *float32, bias *float32, rows int, co
 //
 //go:noescape
 func addScaledAVX(dst *float32, x *float32, y *float32, n int, s float32, mxcsr uint32)
+
+// adamAVX applies Adam's update to p[i], m[i], v[i] for i < n:
+// m = b1·m + c1·grad, v = b2·v + c2·(grad·grad),
+// p = p − (step·m)/(sqrt(v) + eps), each operation rounded on its own,
+// in the caller's MXCSR. Requires n >= 1.
+//
+//go:noescape
+func adamAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float32, b2 float32, c1 float32, c2 float32, eps float32, step float32)
+
+// adamDecayAVX applies Adam's update to p[i], m[i], v[i] for i < n:
+// m = b1·m + c1·grad, v = b2·v + c2·(grad·grad),
+// p = p − decay·p,
+// p = p − (step·m)/(sqrt(v) + eps), each operation rounded on its own,
+// in the caller's MXCSR. Requires n >= 1.
+//
+//go:noescape
+func adamDecayAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float32, b2 float32, c1 float32, c2 float32, eps float32, decay float32, step float32)

@@ -142,3 +142,154 @@ addScaledAVX_done:
 	LDMXCSR (SP)
 	VZEROUPPER
 	RET
+
+// func adamAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float32, b2 float32, c1 float32, c2 float32, eps float32, step float32)
+// Requires: AVX
+TEXT ·adamAVX(SB), NOSPLIT, $0-64
+	MOVQ         p+0(FP), AX
+	MOVQ         grad+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         v+24(FP), BX
+	MOVQ         n+32(FP), SI
+	VBROADCASTSS b1+40(FP), Y0
+	VBROADCASTSS b2+44(FP), Y1
+	VBROADCASTSS c1+48(FP), Y2
+	VBROADCASTSS c2+52(FP), Y3
+	VBROADCASTSS eps+56(FP), Y4
+	VBROADCASTSS step+60(FP), Y5
+	MOVQ         SI, DI
+	ANDQ         $-8, DI
+	XORQ         R8, R8
+	CMPQ         R8, DI
+	JAE          adamAVX_tail
+
+adamAVX_vec:
+	VMOVUPS (CX)(R8*4), Y6
+	VMOVUPS (DX)(R8*4), Y7
+	VMULPS  Y0, Y7, Y7
+	VMULPS  Y2, Y6, Y9
+	VADDPS  Y9, Y7, Y7
+	VMOVUPS Y7, (DX)(R8*4)
+	VMOVUPS (BX)(R8*4), Y8
+	VMULPS  Y1, Y8, Y8
+	VMULPS  Y6, Y6, Y9
+	VMULPS  Y3, Y9, Y9
+	VADDPS  Y9, Y8, Y8
+	VMOVUPS Y8, (BX)(R8*4)
+	VMOVUPS (AX)(R8*4), Y6
+	VSQRTPS Y8, Y8
+	VADDPS  Y4, Y8, Y8
+	VMULPS  Y5, Y7, Y9
+	VDIVPS  Y8, Y9, Y9
+	VSUBPS  Y9, Y6, Y6
+	VMOVUPS Y6, (AX)(R8*4)
+	ADDQ    $0x08, R8
+	CMPQ    R8, DI
+	JB      adamAVX_vec
+
+adamAVX_tail:
+	CMPQ    R8, SI
+	JAE     adamAVX_done
+	VMOVSS  (CX)(R8*4), X0
+	VMOVSS  (DX)(R8*4), X1
+	VMULSS  b1+40(FP), X1, X1
+	VMULSS  c1+48(FP), X0, X3
+	VADDSS  X3, X1, X1
+	VMOVSS  X1, (DX)(R8*4)
+	VMOVSS  (BX)(R8*4), X2
+	VMULSS  b2+44(FP), X2, X2
+	VMULSS  X0, X0, X3
+	VMULSS  c2+52(FP), X3, X3
+	VADDSS  X3, X2, X2
+	VMOVSS  X2, (BX)(R8*4)
+	VMOVSS  (AX)(R8*4), X0
+	VSQRTSS X2, X2, X2
+	VADDSS  eps+56(FP), X2, X2
+	VMULSS  step+60(FP), X1, X3
+	VDIVSS  X2, X3, X3
+	VSUBSS  X3, X0, X0
+	VMOVSS  X0, (AX)(R8*4)
+	INCQ    R8
+	JMP     adamAVX_tail
+
+adamAVX_done:
+	VZEROUPPER
+	RET
+
+// func adamDecayAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float32, b2 float32, c1 float32, c2 float32, eps float32, decay float32, step float32)
+// Requires: AVX
+TEXT ·adamDecayAVX(SB), NOSPLIT, $0-68
+	MOVQ         p+0(FP), AX
+	MOVQ         grad+8(FP), CX
+	MOVQ         m+16(FP), DX
+	MOVQ         v+24(FP), BX
+	MOVQ         n+32(FP), SI
+	VBROADCASTSS b1+40(FP), Y0
+	VBROADCASTSS b2+44(FP), Y1
+	VBROADCASTSS c1+48(FP), Y2
+	VBROADCASTSS c2+52(FP), Y3
+	VBROADCASTSS eps+56(FP), Y4
+	VBROADCASTSS step+64(FP), Y5
+	VBROADCASTSS decay+60(FP), Y6
+	MOVQ         SI, DI
+	ANDQ         $-8, DI
+	XORQ         R8, R8
+	CMPQ         R8, DI
+	JAE          adamDecayAVX_tail
+
+adamDecayAVX_vec:
+	VMOVUPS (CX)(R8*4), Y7
+	VMOVUPS (DX)(R8*4), Y8
+	VMULPS  Y0, Y8, Y8
+	VMULPS  Y2, Y7, Y10
+	VADDPS  Y10, Y8, Y8
+	VMOVUPS Y8, (DX)(R8*4)
+	VMOVUPS (BX)(R8*4), Y9
+	VMULPS  Y1, Y9, Y9
+	VMULPS  Y7, Y7, Y10
+	VMULPS  Y3, Y10, Y10
+	VADDPS  Y10, Y9, Y9
+	VMOVUPS Y9, (BX)(R8*4)
+	VMOVUPS (AX)(R8*4), Y7
+	VMULPS  Y6, Y7, Y10
+	VSUBPS  Y10, Y7, Y7
+	VSQRTPS Y9, Y9
+	VADDPS  Y4, Y9, Y9
+	VMULPS  Y5, Y8, Y10
+	VDIVPS  Y9, Y10, Y10
+	VSUBPS  Y10, Y7, Y7
+	VMOVUPS Y7, (AX)(R8*4)
+	ADDQ    $0x08, R8
+	CMPQ    R8, DI
+	JB      adamDecayAVX_vec
+
+adamDecayAVX_tail:
+	CMPQ    R8, SI
+	JAE     adamDecayAVX_done
+	VMOVSS  (CX)(R8*4), X0
+	VMOVSS  (DX)(R8*4), X1
+	VMULSS  b1+40(FP), X1, X1
+	VMULSS  c1+48(FP), X0, X3
+	VADDSS  X3, X1, X1
+	VMOVSS  X1, (DX)(R8*4)
+	VMOVSS  (BX)(R8*4), X2
+	VMULSS  b2+44(FP), X2, X2
+	VMULSS  X0, X0, X3
+	VMULSS  c2+52(FP), X3, X3
+	VADDSS  X3, X2, X2
+	VMOVSS  X2, (BX)(R8*4)
+	VMOVSS  (AX)(R8*4), X0
+	VMULSS  decay+60(FP), X0, X3
+	VSUBSS  X3, X0, X0
+	VSQRTSS X2, X2, X2
+	VADDSS  eps+56(FP), X2, X2
+	VMULSS  step+64(FP), X1, X3
+	VDIVSS  X2, X3, X3
+	VSUBSS  X3, X0, X0
+	VMOVSS  X0, (AX)(R8*4)
+	INCQ    R8
+	JMP     adamDecayAVX_tail
+
+adamDecayAVX_done:
+	VZEROUPPER
+	RET

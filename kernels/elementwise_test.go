@@ -284,3 +284,46 @@ func FuzzElementwise(f *testing.F) {
 		}
 	})
 }
+
+// AdamUpdate against the scalar reference ops in IEEE (and the square
+// root of package math, correctly rounded), on every backend, with and
+// without decay, at lengths that exercise the vector part and the tail.
+func TestAdamUpdateMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	vals := elementwiseOperands(r, 3000)
+	pick := func(i, k int) float32 { return vals[(i*k+k)%len(vals)] }
+	hypers := [][6]float32{{0.9, 0.999, 1 - float32(0.9), 1 - float32(0.999), 1e-8, 1e-3}, {0.5, 0.75, 0.3, 1e-30, 0x1p-140, 7}}
+	for _, n := range []int{len(vals), 1, 7, 8, 9, 23} {
+		for _, h := range hypers {
+			for _, decay := range []float32{0, 0.01, -0x1p-126} {
+				b1, b2, c1, c2, eps, step := h[0], h[1], h[2], h[3], h[4], h[5]
+				p0, g, m0, v0 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+				for i := 0; i < n; i++ {
+					p0[i], g[i], m0[i], v0[i] = pick(i, 1), pick(i, 7), pick(i, 13), pick(i, 29)
+					if i%5 != 0 {
+						v0[i] = float32(math.Abs(float64(v0[i]))) // mostly a second moment; some negative, for the NaN path
+					}
+				}
+				for _, be := range testBackends() {
+					p, m, v := append([]float32(nil), p0...), append([]float32(nil), m0...), append([]float32(nil), v0...)
+					withBackend(be, func() { AdamUpdate(p, g, m, v, b1, b2, c1, c2, eps, decay, step) })
+					for i := 0; i < n; i++ {
+						mi := Add(IEEE, Mul(IEEE, b1, m0[i]), Mul(IEEE, c1, g[i]))
+						vi := Add(IEEE, Mul(IEEE, b2, v0[i]), Mul(IEEE, c2, Mul(IEEE, g[i], g[i])))
+						pi := p0[i]
+						if decay != 0 {
+							pi = Sub(IEEE, pi, Mul(IEEE, decay, pi))
+						}
+						denom := Add(IEEE, float32(math.Sqrt(float64(vi))), eps)
+						pi = Sub(IEEE, pi, Div(IEEE, Mul(IEEE, step, mi), denom))
+						if !SameResult(m[i], mi) || !SameResult(v[i], vi) || !SameResult(p[i], pi) {
+							t.Fatalf("%s n=%d decay=%v element %d (p %#08x g %#08x m %#08x v %#08x): got p,m,v = %#08x %#08x %#08x, reference %#08x %#08x %#08x",
+								be.name, n, decay, i, math.Float32bits(p0[i]), math.Float32bits(g[i]), math.Float32bits(m0[i]), math.Float32bits(v0[i]),
+								math.Float32bits(p[i]), math.Float32bits(m[i]), math.Float32bits(v[i]), math.Float32bits(pi), math.Float32bits(mi), math.Float32bits(vi))
+						}
+					}
+				}
+			}
+		}
+	}
+}

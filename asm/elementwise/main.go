@@ -5,7 +5,8 @@
 // portable Go loop is scalar.
 //
 // The third kernel, x + s·y with two roundings, perturbs parameters and
-// accumulates noise in evolution strategies.
+// accumulates noise in evolution strategies. The fourth is Adam's update,
+// the largest cost of a backprop step after the products.
 //
 // They are exact by construction: MXCSR is set to the environment's value on
 // entry and the caller's restored on exit, and each element is one native
@@ -30,6 +31,8 @@ func main() {
 	genRows("biasAddRowsAVX", false)
 	genRows("biasAddScaleRowsAVX", true)
 	genAddScaled("addScaledAVX")
+	genAdam("adamAVX", false)
+	genAdam("adamDecayAVX", true)
 	Generate()
 }
 
@@ -181,6 +184,125 @@ func genAddScaled(name string) {
 	})
 
 	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
+
+// genAdam generates name(p, grad, m, v *float32, n int, b1, b2, c1, c2, eps,
+// [decay,] step float32): Adam's update of n parameters, in the caller's
+// MXCSR (the Go ABI's: IEEE, round to nearest), each element
+//
+//	m = b1·m + c1·g
+//	v = b2·v + c2·(g·g)
+//	p = p − decay·p                  (the decayed form only)
+//	p = p − (step·m) / (sqrt(v) + eps)
+//
+// with every product, quotient, root and sum rounded on its own (no FMA).
+// The vector part keeps the constants broadcast in ymm registers; the
+// scalar tail reads them from the arguments, so that no more than the 16
+// VEX registers are needed.
+func genAdam(name string, decayed bool) {
+	sig := "func(p, grad, m, v *float32, n int, b1, b2, c1, c2, eps, step float32)"
+	if decayed {
+		sig = "func(p, grad, m, v *float32, n int, b1, b2, c1, c2, eps, decay, step float32)"
+	}
+	TEXT(name, NOSPLIT, sig)
+	Pragma("noescape")
+	doc := []string{
+		fmt.Sprintf("%s applies Adam's update to p[i], m[i], v[i] for i < n:", name),
+		"m = b1·m + c1·grad, v = b2·v + c2·(grad·grad),",
+	}
+	if decayed {
+		doc = append(doc, "p = p − decay·p,")
+	}
+	Doc(append(doc, "p = p − (step·m)/(sqrt(v) + eps), each operation rounded on its own,",
+		"in the caller's MXCSR. Requires n >= 1.")...)
+	pp := Load(Param("p"), GP64())
+	gp := Load(Param("grad"), GP64()) // not g: that names the goroutine register in Go assembly
+	mp := Load(Param("m"), GP64())
+	vp := Load(Param("v"), GP64())
+	n := Load(Param("n"), GP64())
+	names := []string{"b1", "b2", "c1", "c2", "eps", "step"}
+	if decayed {
+		names = append(names, "decay")
+	}
+	vecK, scaK := map[string]Op{}, map[string]Op{}
+	for _, k := range names {
+		p, err := Param(k).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		y := YMM()
+		VBROADCASTSS(p.Addr, y)
+		vecK[k], scaK[k] = y, p.Addr
+	}
+	vecEnd := roundDown8(n)
+
+	// One element: the same sequence for 8 lanes (ps) and 1 (ss). In the
+	// helpers a and b are the operands of a − b, a/b, a·b and a + b; b
+	// may be a constant (a register or, in the tail, the argument).
+	type ops struct {
+		load, store        func(mem Mem, r reg.VecVirtual)
+		mul, add, sub, div func(a reg.VecVirtual, b Op, dst reg.VecVirtual)
+		sqrt               func(a, dst reg.VecVirtual)
+		newReg             func() reg.VecVirtual
+		k                  map[string]Op
+	}
+	body := func(o ops, i reg.GPVirtual) {
+		at := func(base reg.Register) Mem { return Mem{Base: base, Index: i, Scale: 4} }
+		g, mv, vv, t, pv, s := o.newReg(), o.newReg(), o.newReg(), o.newReg(), o.newReg(), o.newReg()
+		o.load(at(gp), g)
+		// m = float32(b1*m) + float32(c1*g)
+		o.load(at(mp), mv)
+		o.mul(mv, o.k["b1"], mv)
+		o.mul(g, o.k["c1"], t)
+		o.add(mv, t, mv)
+		o.store(at(mp), mv)
+		// v = float32(b2*v) + float32(c2*float32(g*g))
+		o.load(at(vp), vv)
+		o.mul(vv, o.k["b2"], vv)
+		o.mul(g, g, t)
+		o.mul(t, o.k["c2"], t)
+		o.add(vv, t, vv)
+		o.store(at(vp), vv)
+		o.load(at(pp), pv)
+		if decayed {
+			// p -= float32(decay * p)
+			o.mul(pv, o.k["decay"], t)
+			o.sub(pv, t, pv)
+		}
+		// p = p - float32(step*m)/(float32(sqrt(v)) + eps)
+		o.sqrt(vv, s)
+		o.add(s, o.k["eps"], s)
+		o.mul(mv, o.k["step"], t)
+		o.div(t, s, t)
+		o.sub(pv, t, pv)
+		o.store(at(pp), pv)
+	}
+	// Avo's operand order is Intel's reversed: VSUBPS b, a, dst is a − b.
+	vec := ops{
+		load:   func(mem Mem, r reg.VecVirtual) { VMOVUPS(mem, r) },
+		store:  func(mem Mem, r reg.VecVirtual) { VMOVUPS(r, mem) },
+		mul:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VMULPS(b, a, dst) },
+		add:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VADDPS(b, a, dst) },
+		sub:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VSUBPS(b, a, dst) },
+		div:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VDIVPS(b, a, dst) },
+		sqrt:   func(a, dst reg.VecVirtual) { VSQRTPS(a, dst) },
+		newReg: func() reg.VecVirtual { return YMM() },
+		k:      vecK,
+	}
+	sca := ops{
+		load:   func(mem Mem, r reg.VecVirtual) { VMOVSS(mem, r) },
+		store:  func(mem Mem, r reg.VecVirtual) { VMOVSS(r, mem) },
+		mul:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VMULSS(b, a, dst) },
+		add:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VADDSS(b, a, dst) },
+		sub:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VSUBSS(b, a, dst) },
+		div:    func(a reg.VecVirtual, b Op, dst reg.VecVirtual) { VDIVSS(b, a, dst) },
+		sqrt:   func(a, dst reg.VecVirtual) { VSQRTSS(a, a, dst) },
+		newReg: func() reg.VecVirtual { return XMM() },
+		k:      scaK,
+	}
+	elementLoop(name, n, vecEnd, func(i reg.GPVirtual) { body(vec, i) }, func(i reg.GPVirtual) { body(sca, i) })
 	VZEROUPPER()
 	RET()
 }

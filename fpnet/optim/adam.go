@@ -8,6 +8,7 @@ import (
 
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
 	"github.com/seed8b67a5e0/underflow/fpnet/internal/parallel"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Adam is the Adam optimizer (Kingma & Ba) in float32, written with an
@@ -80,17 +81,9 @@ func (o *Adam) StepRange(a float32, params, grad []float32, lo, hi int) {
 	adamRange(params[lo:hi], grad[:hi-lo], o.M[lo:hi], o.V[lo:hi], b1, b2, 1-b1, 1-b2, o.Eps, o.LR*o.WeightDecay, a)
 }
 
-// adamRange is the Adam update of one contiguous range.
+// adamRange is the Adam update of one contiguous range:
+// kernels.AdamUpdate, generated AVX on amd64 and an exact Go loop
+// elsewhere, every product that meets an add rounded on its own.
 func adamRange(params, grad, m, v []float32, b1, b2, c1, c2, eps, decay, stepSize float32) {
-	for i, g := range grad {
-		mi := float32(b1*m[i]) + float32(c1*g)
-		vi := float32(b2*v[i]) + float32(c2*float32(g*g))
-		m[i], v[i] = mi, vi
-		p := params[i]
-		if decay != 0 {
-			p -= float32(decay * p)
-		}
-		denom := float32(detmath.Sqrt(float64(vi))) + eps
-		params[i] = p - float32(stepSize*mi)/denom
-	}
+	kernels.AdamUpdate(params, grad, m, v, b1, b2, c1, c2, eps, decay, stepSize)
 }
