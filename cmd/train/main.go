@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -109,6 +110,15 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		params = p
 	} else {
 		params = fpnet.InitParams(arch, o.Seed)
+		if o.InitScale != "" {
+			exps, _ := parseInitScale(o.InitScale, arch.Layers())
+			for l, ly := range arch.LayerViews() {
+				s := float32(math.Ldexp(1, exps[l])) // a power of two: every weight scales exactly
+				for i, w := range ly.W(params) {
+					ly.W(params)[i] = w * s
+				}
+			}
+		}
 	}
 
 	dir := o.Out

@@ -246,6 +246,9 @@ func TestBadFlags(t *testing.T) {
 		{"-elastic", "2", "-elastic-grid", "3"},
 		{"-ema", "1"},
 		{"-dropout", "0.95"},
+		{"-init-scale", "1,2"},
+		{"-init-scale", "0,9,0"},
+		{"-init-scale", "a,b,c"},
 		{"-label-smoothing", "-0.5"},
 		{"-val", "-1"},
 		{"-method", "es", "-elastic", "1"},
@@ -357,5 +360,26 @@ func TestInitFromModel(t *testing.T) {
 	}
 	if s := readSummary(t, out); s.Steps != 0 || s.ParamsSHA256 != fpnet.ParamsSHA256(p) {
 		t.Errorf("-init with no budget to train: %d steps, hash %s; want 0 and the model's %s", s.Steps, s.ParamsSHA256, fpnet.ParamsSHA256(p))
+	}
+}
+
+// -init-scale multiplies each layer's initial weights by its power of two,
+// exactly: with no time to train, the result is the scaled draw.
+func TestInitScale(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runTrain(t, context.Background(), append(smallRun, "-init-scale", "1,-2,0", "-budget", "1ns", "-out", dir)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	arch, _ := fpnet.ParseArch("784-16-16-10")
+	want := fpnet.InitParams(arch, 1)
+	for l, ly := range arch.LayerViews() {
+		w := ly.W(want)
+		for i := range w {
+			w[i] *= []float32{2, 0.25, 1}[l]
+		}
+	}
+	if s := readSummary(t, dir); s.Steps != 0 || s.ParamsSHA256 != fpnet.ParamsSHA256(want) {
+		t.Errorf("-init-scale 1,-2,0 with no budget to train: %d steps, hash %s; want 0 and %s", s.Steps, s.ParamsSHA256, fpnet.ParamsSHA256(want))
 	}
 }

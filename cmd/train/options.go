@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
@@ -51,8 +53,12 @@ type Options struct {
 	ElasticGrid int     `json:"elastic_grid"`
 	Noise       float64 `json:"noise"`
 	Dropout     float64 `json:"dropout"`
-	Smoothing   float64 `json:"label_smoothing"`
-	EMA         float64 `json:"ema"`
+	// InitScale scales each layer's initial weights by a power of two,
+	// "E1,E2,E3": where the flush threshold sits against each layer's
+	// pre-activations at the start ("" or all 0: the article's draw).
+	InitScale string  `json:"init_scale"`
+	Smoothing float64 `json:"label_smoothing"`
+	EMA       float64 `json:"ema"`
 	// Val holds out the last Val training images as a validation set: the
 	// run trains on the others and reports validation accuracy as it goes,
 	// and the test set only once, at the end.
@@ -120,6 +126,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.Elastic, "elastic", -1, "backprop: elastic distortion, up to ±N pixels at each control point (-1: method default)")
 	fs.IntVar(&o.ElasticGrid, "elastic-grid", 0, "backprop: spacing of the elastic field's control points, 2, 4, 8 or 16 pixels (0: method default)")
 	fs.Float64Var(&o.Noise, "noise", -1, "backprop: uniform pixel noise in [-N, N] (-1: method default)")
+	fs.StringVar(&o.InitScale, "init-scale", "", "scale layer l's initial weights by 2^El, given as E1,E2,... (integers in [-8, 8]; default: the article's draw)")
 	fs.Float64Var(&o.Dropout, "dropout", -1, "backprop: probability of zeroing each hidden unit's output in a training step (-1: method default)")
 	fs.Float64Var(&o.Smoothing, "label-smoothing", -1, "backprop: label smoothing (-1: method default)")
 	fs.Float64Var(&o.EMA, "ema", -1, "backprop: decay of an exponential moving average of the parameters, which is what is evaluated and saved (0: none; -1: method default)")
@@ -336,6 +343,15 @@ func (o *Options) validate() error {
 			}
 		}
 	}
+	if o.InitScale != "" {
+		arch, _ := fpnet.ParseArch(o.Arch)
+		if _, err := parseInitScale(o.InitScale, arch.Layers()); err != nil {
+			return badFlag("-init-scale: %v", err)
+		}
+		if o.Init != "" {
+			return badFlag("-init-scale scales the random initialisation; it does not apply to -init")
+		}
+	}
 	if o.Init != "" && o.Resume != "" && o.Set["init"] {
 		return badFlag("-init and -resume exclude each other: a resumed run continues from its checkpoint")
 	}
@@ -345,4 +361,21 @@ func (o *Options) validate() error {
 		}
 	}
 	return nil
+}
+
+// parseInitScale reads -init-scale: one power-of-two exponent per layer.
+func parseInitScale(s string, layers int) ([]int, error) {
+	parts := strings.Split(s, ",")
+	if len(parts) != layers {
+		return nil, fmt.Errorf("%q has %d exponents, the architecture has %d layers", s, len(parts), layers)
+	}
+	exps := make([]int, layers)
+	for i, p := range parts {
+		e, err := strconv.Atoi(strings.TrimSpace(p))
+		if err != nil || e < -8 || e > 8 {
+			return nil, fmt.Errorf("%q: exponent %q is not an integer in [-8, 8]", s, p)
+		}
+		exps[i] = e
+	}
+	return exps, nil
 }
