@@ -25,7 +25,7 @@ func BenchmarkTrainStep(b *testing.B) {
 	for _, c := range []struct {
 		surrogate      string
 		batch, threads int
-	}{{"jump", 100, 1}, {"cubic", 100, 1}, {"cubic", 200, 1}, {"jump", 100, 2}, {"cubic", 100, 2}, {"cubic", 200, 2}} {
+	}{{"jump", 100, 1}, {"tanh", 100, 1}, {"cubic", 100, 1}, {"cubic", 200, 1}, {"jump", 100, 2}, {"tanh", 100, 2}, {"cubic", 100, 2}, {"cubic", 200, 2}} {
 		threads := c.threads
 		b.Run(fmt.Sprintf("%s/%s/batch=%d/threads=%d", kernels.Backend(), c.surrogate, c.batch, threads), func(b *testing.B) {
 			net := fpnet.NewNet(arch, recipe)

@@ -119,7 +119,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
 	fs.IntVar(&o.Val, "val", 0, "hold out the last N training images as a validation set, evaluated as the run goes (the test set only at the end)")
 	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
-	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump, cubic or mask (default jump)")
+	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump, tanh, cubic or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
 	fs.Float64Var(&o.Rotate, "rotate", -1, "backprop: random rotations up to ±N degrees (-1: method default)")
 	fs.Float64Var(&o.Scale, "scale", -1, "backprop: random per-axis scalings by a factor in [1-N, 1+N] (-1: method default)")
@@ -300,8 +300,8 @@ func (o *Options) validate() error {
 		return badFlag("-val %d must not be negative", o.Val)
 	case o.Tau < 0:
 		return badFlag("-tau %v must not be negative", o.Tau)
-	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "cubic" && o.Surrogate != "mask":
-		return badFlag("-surrogate %q: want jump, cubic or mask", o.Surrogate)
+	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "tanh" && o.Surrogate != "cubic" && o.Surrogate != "mask":
+		return badFlag("-surrogate %q: want jump, tanh, cubic or mask", o.Surrogate)
 	case o.Shift < -1 || o.Shift > 8:
 		return badFlag("-shift %d out of range [0, 8]", o.Shift)
 	case o.WeightDecay != -1 && (o.WeightDecay < 0 || o.WeightDecay >= 1):

@@ -86,3 +86,27 @@ func checkFiniteDifferences(t *testing.T, dropout float32) {
 	}
 	t.Logf("%d gradient entries agree with central differences", checked)
 }
+
+// The exp-free surrogates: tanh is the logistic jump within 1e-6; cubic
+// has the same value at the threshold and is exactly 0 and 1 beyond 3τ.
+func TestFastSurrogates(t *testing.T) {
+	const theta, tau = 0.5, 0.1
+	logistic := func(au float64) float64 {
+		s := 1 / (1 + math.Exp(-(au-theta)/tau))
+		return s + au*s*(1-s)/tau
+	}
+	for i := 0; i <= 5000; i++ {
+		au := float64(i) / 1000
+		if got, want := float64(tanhJump(au, theta, 1/tau)), logistic(au); math.Abs(got-want) > 1e-6 {
+			t.Errorf("tanh surrogate at |u| = %v: %v, logistic %v", au, got, want)
+		}
+		got := cubicJump(au, theta, 1/tau)
+		switch {
+		case au <= theta-3*tau && got != 0, au >= theta+3*tau+1e-9 && got != 1:
+			t.Errorf("cubic surrogate at |u| = %v: %v", au, got)
+		}
+	}
+	if got := cubicJump(theta, theta, 1/tau); got != 1.75 {
+		t.Errorf("cubic surrogate at the threshold: %v, want 1.75 (1/2 + θ/(4τ))", got)
+	}
+}
