@@ -184,11 +184,15 @@ func frobenius(w []float32) float64 {
 
 // Surrogate makes the objective a Guider: it writes the gradient of the
 // mean cross-entropy on the generation's minibatch that backprop-ftz
-// computes (fpnet's flush-aware surrogate, its default width), at params,
-// to grad.
+// computes (fpnet's flush-aware logistic jump surrogate, width 0.1), at
+// params, to grad.
 func (o *NetObjective) Surrogate(grad, params []float32) {
 	if o.surrogate == nil {
 		cfg := backprop.DefaultConfig(true)
+		// The surrogate guided ES was measured with, whatever backprop-ftz's
+		// defaults become: the logistic jump of width 0.1, on the plain
+		// cross-entropy, with no unit dropped.
+		cfg.Surrogate, cfg.Tau, cfg.Dropout, cfg.LabelSmoothing = "jump", 0.1, 0, 0
 		cfg.Batch = o.Batch
 		b, err := backprop.NewTrainer(o.Net, cfg, make([]float32, len(params)), o.Data.N)
 		if err != nil {
