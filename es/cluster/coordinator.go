@@ -60,6 +60,8 @@ type Coordinator struct {
 	missing  int
 	progress time.Time // the last time an item arrived (or tasks went out)
 
+	job       []byte // the job's entry in the bucket
+	jobWatch  jetstream.KeyWatcher
 	results   jetstream.MessagesContext
 	resultCh  chan jetstream.Msg
 	resultSeq uint64 // the stream sequence of the last result read
@@ -161,15 +163,23 @@ func NewCoordinator(ctx context.Context, cfg CoordinatorConfig) (*Coordinator, e
 			c.resultCh <- m
 		}
 	}()
-	job, _ := wire.NewJob(cfg.Spec).Marshal()
-	if err := retry(ctx, c.logf, "es cluster: announcing the job", func(ctx context.Context) error {
-		_, err := c.in.jobs.Put(ctx, wire.JobKey, job)
-		return err
-	}); err != nil {
+	c.job, _ = wire.NewJob(cfg.Spec).Marshal()
+	if err := c.announce(ctx); err != nil {
+		return nil, err
+	}
+	if c.jobWatch, err = c.in.jobs.Watch(ctx, wire.JobKey, jetstream.UpdatesOnly()); err != nil {
 		return nil, err
 	}
 	c.logf("es cluster: job %s at generation %d", c.id, c.tr.Gen)
 	return c, c.beginGeneration(ctx)
+}
+
+// announce puts the job's entry in the bucket, where workers watch for it.
+func (c *Coordinator) announce(ctx context.Context) error {
+	return retry(ctx, c.logf, "es cluster: announcing the job", func(ctx context.Context) error {
+		_, err := c.in.jobs.Put(ctx, wire.JobKey, c.job)
+		return err
+	})
 }
 
 // JobID is the job's name on the server.
@@ -342,6 +352,15 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 			if err := c.checkStall(ctx); err != nil {
 				return es.Stats{}, err
 			}
+		case e := <-c.jobWatch.Updates():
+			// Someone else wrote the job's entry (another coordinator, or a
+			// forged message): this run is still the job; say so again.
+			if e != nil && string(e.Value()) != string(c.job) {
+				c.bad.logf(c.logf, "es cluster: the job's entry was overwritten (%d bytes); announcing job %s again", len(e.Value()), c.id)
+				if err := c.announce(ctx); err != nil {
+					return es.Stats{}, err
+				}
+			}
 		case <-ctx.Done():
 			return es.Stats{}, ctx.Err()
 		}
@@ -414,7 +433,7 @@ func (c *Coordinator) offer(i int, got []wire.Score, worker string) {
 			return // a task done twice
 		}
 		exact := c.exact(i)
-		c.logf("es cluster: ERROR: generation %d, item %d: worker %s sent %v, %s sent %v; the exact value is %v",
+		c.bad.logf(c.logf, "es cluster: ERROR: generation %d, item %d: worker %s sent %v, %s sent %v; the exact value is %v",
 			c.tr.Gen, i, worker, got, c.from[i], have, exact)
 		if !sameBits(have, exact) {
 			c.credit(c.from[i], -members(i, c.pairs))
@@ -652,6 +671,9 @@ func (c *Coordinator) upload(ctx context.Context) error {
 func (c *Coordinator) Close(ctx context.Context, done bool) error {
 	if c.results != nil {
 		c.results.Stop()
+	}
+	if c.jobWatch != nil {
+		c.jobWatch.Stop()
 	}
 	if c.hbSub != nil {
 		c.hbSub.Unsubscribe()

@@ -29,10 +29,10 @@ type session struct {
 	// mu guards the trainer's state, theta and ready: evaluations hold it
 	// shared, a step or a resynchronisation exclusively.
 	mu      sync.RWMutex
-	theta   wire.Hash     // hash of θ at tr.Gen
-	ready   bool          // θ came from a checkpoint and outcomes
-	changed chan struct{} // closed and replaced when tr.Gen or ready change
-	resync  chan int64    // a task of tr.Gen came with another θ
+	theta   wire.Hash      // hash of θ at tr.Gen
+	ready   bool           // θ came from a checkpoint and outcomes
+	changed chan struct{}  // closed and replaced when tr.Gen or ready change
+	resync  chan wire.Task // a task of tr.Gen came with another θ
 
 	bad limiter
 }
@@ -52,7 +52,7 @@ func (w *Worker) newSession(ctx context.Context, job wire.Job) (*session, error)
 	}
 	id, _ := job.JobID()
 	s := &session{w: w, job: job, id: id, tr: tr, done: make(chan struct{}),
-		changed: make(chan struct{}), resync: make(chan int64, 1)}
+		changed: make(chan struct{}), resync: make(chan wire.Task, 1)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s, nil
 }
@@ -187,12 +187,12 @@ func (s *session) follow() (progressed bool) {
 		select {
 		case <-s.ctx.Done():
 			return progressed
-		case g := <-s.resync:
+		case t := <-s.resync:
 			s.mu.RLock()
-			cur := s.tr.Gen
+			cur, theta := s.tr.Gen, s.theta
 			s.mu.RUnlock()
-			if g == cur {
-				s.logf("a task of generation %d measured another θ than this worker's %s: it stops evaluating and resynchronises", g, s.theta.Short())
+			if t.Gen == cur && t.Theta != theta {
+				s.logf("generation %d's tasks ask for θ %s, this worker's is %s: it stops evaluating and resynchronises", t.Gen, t.Theta.Short(), theta.Short())
 				return progressed
 			}
 			continue
@@ -305,7 +305,7 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		s.mu.RUnlock()
 		m.Nak()
 		select {
-		case s.resync <- t.Gen:
+		case s.resync <- t:
 		default:
 		}
 		return
