@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
+	"github.com/seed8b67a5e0/underflow/es/cluster"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
@@ -109,7 +110,25 @@ func validateES(o *Options) error {
 	if batch > 60000 {
 		return fmt.Errorf("-batch %d exceeds the training set", batch)
 	}
+	if o.Distributed() {
+		sec, err := o.natsSecurity()
+		if err != nil {
+			return err
+		}
+		if o.Serve != "" {
+			if _, _, err := cluster.CheckServe(o.Serve, sec); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
+}
+
+// natsSecurity reads the NATS credentials the flags and the environment
+// name.
+func (o *Options) natsSecurity() (cluster.Security, error) {
+	return cluster.LoadSecurity(cluster.SecurityFiles{TokenFile: o.TokenFile, NKeyFile: o.NKeyFile, CredsFile: o.CredsFile,
+		TLSCert: o.TLSCert, TLSKey: o.TLSKey, TLSCA: o.TLSCA})
 }
 
 func runES(ctx context.Context, r *Run) error {

@@ -38,8 +38,7 @@ const natsDir = "nats"
 func startESCluster(ctx context.Context, r *Run, tr *es.Trainer, obj *es.NetObjective, noise *es.NoiseTable,
 	meta map[string]string, start []float32) (*esCluster, error) {
 	o := r.Opts
-	sec, err := cluster.LoadSecurity(cluster.SecurityFiles{TokenFile: o.TokenFile, NKeyFile: o.NKeyFile, CredsFile: o.CredsFile,
-		TLSCert: o.TLSCert, TLSKey: o.TLSKey, TLSCA: o.TLSCA})
+	sec, err := o.natsSecurity()
 	if err != nil {
 		return nil, err
 	}
