@@ -196,7 +196,11 @@ func (s *session) follow() (progressed bool) {
 				return progressed
 			}
 			continue
-		case m = <-msgs:
+		case mm, ok := <-msgs:
+			if !ok {
+				return progressed // the iterator ended: the connection closed
+			}
+			m = mm
 		}
 		o, err := wire.ParseOutcome(m.Data())
 		if err != nil {
