@@ -1,3 +1,5 @@
+//go:build !purego
+
 package main
 
 // End-to-end tests of ES across processes: the coordinator (cmd/train
