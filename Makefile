@@ -43,7 +43,7 @@ test-arm64:
 	GOARCH=arm64 UNDERFLOW_REQUIRE_BACKEND=neon $(GO) test -count=1 -short -exec $(QEMU) $(EXACT_PKGS)
 
 test-race:
-	$(GO) test -count=1 -race -short ./es ./kernels/...
+	$(GO) test -count=1 -race -short ./es/... ./kernels/...
 
 # Kernel and ES benchmarks; see README for the figures and how they were taken.
 bench:

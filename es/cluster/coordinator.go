@@ -78,6 +78,28 @@ type Coordinator struct {
 	outcomeSeqs map[int64]uint64
 
 	bad, refused limiter
+	timing       Timing
+	begun        time.Time // when the current generation's θ was ready
+}
+
+// Timing says where the coordinator's time between generations goes: from
+// the last result of one generation to its next generation's tasks on the
+// server, while the workers wait. Durations are totals over Generations.
+type Timing struct {
+	Generations int64
+	Outcome     time.Duration // publishing the outcome (stored by JetStream)
+	Update      time.Duration // the coordinator's own step (its workers take theirs meanwhile)
+	Checkpoint  time.Duration // the checkpoints put in the object store
+	Begin       time.Duration // the next generation's data, offsets and θ hash
+	Tasks       time.Duration // publishing the next generation's tasks
+}
+
+// PerGeneration is the mean wait between generations.
+func (t Timing) PerGeneration() time.Duration {
+	if t.Generations == 0 {
+		return 0
+	}
+	return (t.Outcome + t.Update + t.Checkpoint + t.Begin + t.Tasks) / time.Duration(t.Generations)
 }
 
 type heard struct {
@@ -278,6 +300,7 @@ func (c *Coordinator) catchUp(ctx context.Context) error {
 func (c *Coordinator) beginGeneration(ctx context.Context) error {
 	c.tr.Begin()
 	c.theta = thetaHash(c.tr.Params)
+	c.begun = time.Now()
 	items := c.pairs + 1
 	if len(c.have) != items {
 		c.have, c.scores, c.from = make([]bool, items), make([]wire.Score, 2*items), make([]string, items)
@@ -365,6 +388,7 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 			return es.Stats{}, ctx.Err()
 		}
 	}
+	t0 := time.Now()
 	o := wire.Outcome{Job: c.id, Gen: c.tr.Gen, Theta: c.theta, Center: c.scores[2*c.pairs],
 		Fitness: make([]float64, 2*c.pairs)}
 	for i := range o.Fitness {
@@ -381,12 +405,25 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 	}); err != nil {
 		return es.Stats{}, err
 	}
+	t1 := time.Now()
 	st := c.tr.Update(o.Fitness, es.Score(o.Center))
+	t2 := time.Now()
 	if err := c.maybeUpload(ctx); err != nil {
 		return st, err
 	}
-	return st, c.beginGeneration(ctx)
+	t3 := time.Now()
+	err := c.beginGeneration(ctx)
+	c.timing.Generations++
+	c.timing.Outcome += t1.Sub(t0)
+	c.timing.Update += t2.Sub(t1)
+	c.timing.Checkpoint += t3.Sub(t2)
+	c.timing.Begin += c.begun.Sub(t3)
+	c.timing.Tasks += time.Since(c.begun)
+	return st, err
 }
+
+// Timing reports where the time between generations went so far.
+func (c *Coordinator) Timing() Timing { return c.timing }
 
 // onResult checks a result and takes the items it brings that are still
 // missing. Nothing a message says can panic the coordinator or reach θ
