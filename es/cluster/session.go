@@ -340,6 +340,7 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		_, err := s.in.js.Publish(ctx, wire.ResultSubject(s.id), data)
 		return err
 	}); err != nil {
+		m.Nak() // leaving: another worker takes it now rather than after the ack wait
 		return
 	}
 	m.Ack()
