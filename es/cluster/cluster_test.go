@@ -437,3 +437,22 @@ func TestClusterDropsForgedMessages(t *testing.T) {
 	}
 	r.finish(want)
 }
+
+func TestClusterSecondCoordinatorOnOneServerIsAnError(t *testing.T) {
+	r := newRunner(t, tinyJob{}, CoordinatorConfig{})
+	_, stop := r.worker(WorkerConfig{ID: "w", Slots: 1})
+	defer stop()
+	r.steps(2)
+	tr, obj, start := tinyJob{guide: 0.5}.trainer(t, 1) // another job
+	if _, err := NewCoordinator(r.ctx, CoordinatorConfig{Conn: connect(t, r.url, "second"), Spec: NewSpec(tr, obj, start),
+		Trainer: tr, Fresh: true, Logf: t.Logf}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; i < 50 && err == nil; i++ {
+		_, err = r.c.Step(r.ctx)
+	}
+	if err == nil || !strings.Contains(err.Error(), "another coordinator announced job") {
+		t.Fatalf("the first coordinator goes on: %v", err)
+	}
+}

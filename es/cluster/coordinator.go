@@ -64,7 +64,8 @@ type Coordinator struct {
 	jobWatch  jetstream.KeyWatcher
 	results   jetstream.MessagesContext
 	resultCh  chan jetstream.Msg
-	resultSeq uint64 // the stream sequence of the last result read
+	stopped   chan struct{} // closed by Close
+	resultSeq uint64        // the stream sequence of the last result read
 	hbSub     *nats.Subscription
 
 	mu       sync.Mutex
@@ -172,17 +173,22 @@ func NewCoordinator(ctx context.Context, cfg CoordinatorConfig) (*Coordinator, e
 	if c.results, err = rc.Messages(); err != nil {
 		return nil, err
 	}
+	c.stopped = make(chan struct{})
 	go func() {
+		defer close(c.resultCh)
 		for {
 			m, err := c.results.Next()
 			if err != nil {
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					close(c.resultCh)
 					return
 				}
 				continue
 			}
-			c.resultCh <- m
+			select {
+			case c.resultCh <- m:
+			case <-c.stopped:
+				return
+			}
 		}
 	}()
 	c.job, _ = wire.NewJob(cfg.Spec).Marshal()
@@ -376,13 +382,18 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 				return es.Stats{}, err
 			}
 		case e := <-c.jobWatch.Updates():
-			// Someone else wrote the job's entry (another coordinator, or a
-			// forged message): this run is still the job; say so again.
-			if e != nil && string(e.Value()) != string(c.job) {
-				c.bad.logf(c.logf, "es cluster: the job's entry was overwritten (%d bytes); announcing job %s again", len(e.Value()), c.id)
-				if err := c.announce(ctx); err != nil {
-					return es.Stats{}, err
-				}
+			if e == nil || string(e.Value()) == string(c.job) {
+				continue
+			}
+			// Another coordinator's job on this server: one server runs one
+			// job at a time, and two would take each other's workers.
+			if other, err := wire.ParseJob(e.Value()); err == nil && other.ID != c.id.String() && other.State == wire.JobRunning {
+				return es.Stats{}, fmt.Errorf("es cluster: another coordinator announced job %s on this server; a server runs one job at a time (give each run its own -serve address or NATS server)", other.ID)
+			}
+			// A forged or damaged entry: this run is still the job.
+			c.bad.logf(c.logf, "es cluster: the job's entry was overwritten (%d bytes); announcing job %s again", len(e.Value()), c.id)
+			if err := c.announce(ctx); err != nil {
+				return es.Stats{}, err
 			}
 		case <-ctx.Done():
 			return es.Stats{}, ctx.Err()
@@ -707,6 +718,7 @@ func (c *Coordinator) upload(ctx context.Context) error {
 // workers that wait for it.
 func (c *Coordinator) Close(ctx context.Context, done bool) error {
 	if c.results != nil {
+		close(c.stopped)
 		c.results.Stop()
 	}
 	if c.jobWatch != nil {
