@@ -94,11 +94,23 @@ func sourceName(file, env string) string {
 	return "$" + env
 }
 
+// maxSecretBytes bounds a token or seed file.
+const maxSecretBytes = 64 << 10
+
 // secret reads a secret from file, or from the environment variable when no
 // file is named; surrounding white space is dropped.
 func secret(file, env, flag string) (string, error) {
 	if file == "" {
 		return strings.TrimSpace(os.Getenv(env)), nil
+	}
+	// A secret is a line, not a stream: a device or a huge file is refused
+	// before it is read.
+	st, err := os.Stat(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", flag, err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxSecretBytes {
+		return "", fmt.Errorf("%s %s: want a regular file of at most %d bytes", flag, file, maxSecretBytes)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {

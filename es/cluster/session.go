@@ -191,8 +191,12 @@ func (s *session) follow() (progressed bool) {
 			s.mu.RLock()
 			cur, theta := s.tr.Gen, s.theta
 			s.mu.RUnlock()
-			if t.Gen == cur && t.Theta != theta {
+			switch {
+			case t.Gen == cur && t.Theta != theta:
 				s.logf("generation %d's tasks ask for θ %s, this worker's is %s: it stops evaluating and resynchronises", t.Gen, t.Theta.Short(), theta.Short())
+				return progressed
+			case t.Gen > cur:
+				s.logf("the job's tasks are at generation %d, this worker is stuck at %d with θ %s: it resynchronises", t.Gen, cur, theta.Short())
 				return progressed
 			}
 			continue
@@ -297,6 +301,13 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		case <-changed:
 		case <-time.After(time.Until(deadline)):
 			m.NakWithDelay(time.Second) // another worker may be ready
+			// The job has moved past this worker's generation, and the
+			// outcome that would bring it there is not coming: it skipped it
+			// (its θ was not the outcome's), or missed it.
+			select {
+			case s.resync <- t:
+			default:
+			}
 			return
 		case <-s.ctx.Done():
 			m.Nak()
