@@ -4,11 +4,14 @@ package kernels
 // can run come from the per-architecture files dispatch_amd64.go and
 // dispatch_arm64.go; a -tags purego build has none. UNDERFLOW_BACKEND forces
 // one, and a name this machine cannot serve stops the program at start-up
-// rather than silently running something else.
+// rather than silently running something else: one line on stderr and exit
+// status 2, as for any other bad setting (SetBackend, the API, returns an
+// error instead).
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 )
@@ -31,7 +34,19 @@ type backend struct {
 var pureGo = &backend{name: "purego"}
 
 // active serves the calls. Tests switch it; nothing else writes it.
-var active = selectBackend(os.Getenv("UNDERFLOW_BACKEND"))
+var active = startupBackend()
+
+// startupBackend is selectBackend for UNDERFLOW_BACKEND. A bad name is a bad
+// setting of the whole process, found before main runs: a panic would print
+// a goroutine trace where one line says everything.
+func startupBackend() *backend {
+	be, err := selectBackend(os.Getenv("UNDERFLOW_BACKEND"))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(2)
+	}
+	return be
+}
 
 func (be *backend) mode(env Env) (uint32, bool) {
 	if be.kern == nil {
@@ -70,16 +85,17 @@ var backendNames = []string{"purego", "avx2", "avx512", "neon"}
 func availableBackends() []*backend { return append(simdBackends(), pureGo) }
 
 // selectBackend is the start-up choice: the fastest available backend, or
-// the one UNDERFLOW_BACKEND names; a name this machine cannot serve panics.
-func selectBackend(name string) *backend {
+// the one UNDERFLOW_BACKEND names; a name this machine cannot serve is an
+// error that names the variable.
+func selectBackend(name string) (*backend, error) {
 	if name == "" {
-		return availableBackends()[0]
+		return availableBackends()[0], nil
 	}
 	be, err := findBackend(name)
 	if err != nil {
-		panic(fmt.Sprintf("kernels: UNDERFLOW_BACKEND=%q: %v", name, err))
+		return nil, fmt.Errorf("UNDERFLOW_BACKEND=%q: %v", name, err)
 	}
-	return be
+	return be, nil
 }
 
 // findBackend returns the named backend, or an error that says whether the

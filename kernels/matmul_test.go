@@ -1,10 +1,13 @@
 package kernels
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -57,15 +60,32 @@ func TestForcedBackend(t *testing.T) {
 		if ok {
 			continue
 		}
-		func() {
-			defer func() {
-				msg := fmt.Sprint(recover())
-				if !strings.Contains(msg, "UNDERFLOW_BACKEND") || !strings.Contains(msg, name) {
-					t.Errorf("selectBackend(%q): panic %q does not name the problem", name, msg)
-				}
-			}()
-			selectBackend(name)
-		}()
+		_, err := selectBackend(name)
+		if err == nil || !strings.Contains(err.Error(), "UNDERFLOW_BACKEND") || !strings.Contains(err.Error(), name) {
+			t.Errorf("selectBackend(%q): error %v does not name the problem", name, err)
+		}
+	}
+}
+
+// A bad UNDERFLOW_BACKEND stops any program that links kernels before its
+// main runs: exit status 2 and one line naming the variable, no panic trace.
+// The test binary itself is that program.
+func TestBadBackendEnvExits2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the test binary as a subprocess; not under -short (qemu)")
+	}
+	for _, name := range []string{"nonsense", "avx1024"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "UNDERFLOW_BACKEND="+name)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		msg := strings.TrimRight(stderr.String(), "\n")
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Count(msg, "\n") != 0 ||
+			!strings.Contains(msg, "UNDERFLOW_BACKEND") || !strings.Contains(msg, name) || strings.Contains(msg, "goroutine") {
+			t.Errorf("UNDERFLOW_BACKEND=%s: %v, stderr %q; want exit 2 and one line naming it", name, err, msg)
+		}
 	}
 }
 
