@@ -4,7 +4,7 @@ QEMU    ?= qemu-aarch64-static
 # Packages whose results must be the same bits on every backend.
 EXACT_PKGS = ./kernels/... ./fpnet/... ./es/... ./cmd/train ./cmd/ftzcheck/...
 
-.PHONY: all generate check-generated vet test test-native test-backends test-purego test-arm64 test-race bench bench-openblas train ftzcheck
+.PHONY: all generate check-generated vet test test-native test-backends test-purego test-arm64 test-race test-fuzz bench bench-openblas train ftzcheck
 
 all: test
 
@@ -20,7 +20,7 @@ vet:
 	$(GO) vet ./...
 	cd asm && $(GO) vet ./...
 
-test: check-generated vet test-native test-backends test-purego test-arm64 test-race
+test: check-generated vet test-native test-backends test-purego test-arm64 test-race test-fuzz
 	@echo "make test: all test stages passed"
 
 # Default dispatch, every package.
@@ -44,6 +44,18 @@ test-arm64:
 
 test-race:
 	$(GO) test -count=1 -race -short ./es/... ./kernels/...
+
+# Arbitrary bytes into every loader of a file a user can hand the commands
+# (ES and backprop checkpoints, models, options.json), FUZZTIME each. One
+# package and one target per `go test -fuzz`.
+FUZZTIME ?= 5s
+FUZZ_TARGETS = ./es:FuzzParseCheckpoint ./fpnet/safetensors:FuzzParseCheckpoint \
+	./fpnet/safetensors:FuzzParseParams ./cmd/train:FuzzOptionsJSON
+test-fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $${t%%:*} $${t##*:}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 # Kernel and ES benchmarks; see README for the figures and how they were taken.
 bench:
