@@ -130,7 +130,7 @@ func BenchmarkESCluster(b *testing.B) {
 		tr, obj, start := esClusterTrainer(b, runtime.GOMAXPROCS(0))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
-		c, err := cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, start),
+		c, err := cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, fpnet.ParamsSHA256(start)),
 			Trainer: tr, Fresh: true, CheckpointEvery: time.Hour})
 		if err != nil {
 			b.Fatal(err)

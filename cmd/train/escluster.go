@@ -60,9 +60,7 @@ func startESCluster(ctx context.Context, r *Run, tr *es.Trainer, obj *es.NetObje
 		return nil, err
 	}
 	c.conns = append(c.conns, nc)
-	spec := cluster.NewSpec(tr, obj, nil)
-	spec.Start = startSHA
-	c.coord, err = cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: spec,
+	c.coord, err = cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, startSHA),
 		Trainer: tr, Meta: meta, Fresh: r.ResumeDir == "", TaskPairs: o.TaskPairs, AckWait: o.TaskTimeout, Logf: r.Logf})
 	if err != nil {
 		c.close(ctx, false)

@@ -130,7 +130,7 @@ func TestClusterSameBitsAsOneProcess(t *testing.T) {
 		stop := startWorkers(t, url, 1, 2)
 		tr, obj, start := job.trainer(t, 1)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		c, err := NewCoordinator(ctx, CoordinatorConfig{Conn: connect(t, url, "coordinator"), Spec: NewSpec(tr, obj, start),
+		c, err := NewCoordinator(ctx, CoordinatorConfig{Conn: connect(t, url, "coordinator"), Spec: NewSpec(tr, obj, fpnet.ParamsSHA256(start)),
 			Trainer: tr, Fresh: true, AckWait: 2 * time.Second, Logf: t.Logf})
 		if err != nil {
 			t.Fatal(err)
@@ -195,7 +195,7 @@ func newRunner(t *testing.T, job tinyJob, cfg CoordinatorConfig) *runner {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	r := &runner{t: t, url: url, tr: tr, ctx: ctx, log: &logSink{t: t}}
-	cfg.Conn, cfg.Spec, cfg.Trainer, cfg.Fresh, cfg.Logf = connect(t, url, "coordinator"), NewSpec(tr, obj, start), tr, true, r.log.logf
+	cfg.Conn, cfg.Spec, cfg.Trainer, cfg.Fresh, cfg.Logf = connect(t, url, "coordinator"), NewSpec(tr, obj, fpnet.ParamsSHA256(start)), tr, true, r.log.logf
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 2 * time.Second
 	}
@@ -444,7 +444,7 @@ func TestClusterSecondCoordinatorOnOneServerIsAnError(t *testing.T) {
 	defer stop()
 	r.steps(2)
 	tr, obj, start := tinyJob{guide: 0.5}.trainer(t, 1) // another job
-	if _, err := NewCoordinator(r.ctx, CoordinatorConfig{Conn: connect(t, r.url, "second"), Spec: NewSpec(tr, obj, start),
+	if _, err := NewCoordinator(r.ctx, CoordinatorConfig{Conn: connect(t, r.url, "second"), Spec: NewSpec(tr, obj, fpnet.ParamsSHA256(start)),
 		Trainer: tr, Fresh: true, Logf: t.Logf}); err != nil {
 		t.Fatal(err)
 	}

@@ -140,7 +140,7 @@ func TestClusterOverTLS(t *testing.T) {
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := NewCoordinator(ctx, CoordinatorConfig{Conn: nc, Spec: NewSpec(tr, obj, start), Trainer: tr, Fresh: true, Logf: t.Logf})
+	c, err := NewCoordinator(ctx, CoordinatorConfig{Conn: nc, Spec: NewSpec(tr, obj, fpnet.ParamsSHA256(start)), Trainer: tr, Fresh: true, Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
 	}
