@@ -227,26 +227,29 @@ type watcher struct {
 	gen atomic.Int64
 	nc  *nats.Conn
 
-	mu    sync.Mutex
-	heard map[string]wire.Heartbeat
+	mu      sync.Mutex
+	results map[string]int // results seen, by worker
 }
 
 func watch(t *testing.T, url string) *watcher {
 	t.Helper()
-	w := &watcher{heard: map[string]wire.Heartbeat{}}
+	w := &watcher{results: map[string]int{}}
 	w.gen.Store(-1)
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.nc = nc
-	nc.Subscribe(wire.HeartbeatSubject, func(m *nats.Msg) {
-		if hb, err := wire.ParseHeartbeat(m.Data); err == nil {
+	// Results, not heartbeats: a heartbeat comes once a second, and a
+	// fast machine runs the whole job in about a second.
+	nc.Subscribe("ufes.result.>", func(m *nats.Msg) {
+		if r, err := wire.ParseResult(m.Data); err == nil {
 			w.mu.Lock()
-			w.heard[hb.Worker] = hb
+			w.results[r.Worker]++
 			w.mu.Unlock()
 		}
 	})
+	nc.Flush() // the subscription is in place before anything is published, when the server is up
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	t.Cleanup(func() { cancel(); <-done; nc.Close() })
@@ -281,14 +284,14 @@ func watch(t *testing.T, url string) *watcher {
 	return w
 }
 
-// working waits until each worker says it has evaluated members of the job.
+// working waits until each worker has sent a result of the job.
 func (w *watcher) working(t *testing.T, workers ...string) {
 	t.Helper()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Millisecond) {
 		w.mu.Lock()
 		n := 0
 		for _, id := range workers {
-			if hb := w.heard[id]; hb.State == wire.WorkerReady && hb.Evaluations > 0 {
+			if w.results[id] > 0 {
 				n++
 			}
 		}
@@ -298,6 +301,19 @@ func (w *watcher) working(t *testing.T, workers ...string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("workers %v not all evaluating after 2 minutes", workers)
+		}
+	}
+}
+
+// waitFile waits for a file to exist, up to a minute.
+func waitFile(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s after a minute", path)
 		}
 	}
 }
@@ -344,9 +360,9 @@ func TestWorkerKilledMidGenerationLosesNothing(t *testing.T) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	out := filepath.Join(t.TempDir(), "run")
 	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	w := watch(t, url)
 	victim := worker(t, "victim", url)
 	survivor := worker(t, "survivor", url)
-	w := watch(t, url)
 	w.working(t, "victim", "survivor")
 	victim.signal(t, syscall.SIGKILL) // busy, so most likely holding a task
 	killed := w.gen.Load()
@@ -363,9 +379,9 @@ func TestWorkerStoppedPastTheAckWaitRejoins(t *testing.T) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	out := filepath.Join(t.TempDir(), "run")
 	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	w := watch(t, url)
 	sleeper := worker(t, "sleeper", url)
 	awake := worker(t, "awake", url)
-	w := watch(t, url)
 	w.working(t, "sleeper", "awake")
 	sleeper.signal(t, syscall.SIGSTOP)
 	stopped := w.gen.Load()
@@ -383,9 +399,10 @@ func TestCoordinatorKilledAndResumedWorkersCarryOn(t *testing.T) {
 	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	out := filepath.Join(t.TempDir(), "run")
 	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
-	a, b := worker(t, "a", url), worker(t, "b", url)
 	w := watch(t, url)
+	a, b := worker(t, "a", url), worker(t, "b", url)
 	w.working(t, "a", "b")
+	waitFile(t, filepath.Join(out, "es-checkpoint.bin")) // a resume needs one
 	coord.signal(t, syscall.SIGKILL)
 	coord.wait(t, 30*time.Second)
 	// The embedded server died with it; -resume brings both back on the
@@ -410,8 +427,8 @@ func TestExternalServerRestartedMidRun(t *testing.T) {
 	srv := serve("nats-server")
 	out := filepath.Join(t.TempDir(), "run")
 	coord := coordinator(t, "coordinator", out, "-nats", url)
-	a, b := worker(t, "a", url), worker(t, "b", url)
 	w := watch(t, url)
+	a, b := worker(t, "a", url), worker(t, "b", url)
 	w.working(t, "a", "b")
 	srv.signal(t, syscall.SIGKILL)
 	srv.wait(t, 30*time.Second)
@@ -431,9 +448,9 @@ func TestMixedAmd64AndArm64Workers(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "run")
 	// The arm64 worker joins first and alone, so it evaluates some of the
 	// run whatever its speed under emulation.
+	w := watch(t, url)
 	arm := start(t, "arm64", nil, qemu, binaries.arm64, "-nats", url, "-workers", "1", "-id", "arm64")
 	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
-	w := watch(t, url)
 	w.working(t, "arm64")
 	amd := worker(t, "amd64", url)
 	s := finish(t, coord, out, want, arm, amd)
