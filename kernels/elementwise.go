@@ -44,10 +44,15 @@ func BiasAdd(env Env, dst, src, bias []float32, rows, cols int) {
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().biasAddRows(env, dst, src, bias, rows, cols)
+}
+
+// biasAddRows is BiasAdd on be, its arguments checked and not empty.
+func (be *backend) biasAddRows(env Env, dst, src, bias []float32, rows, cols int) {
+	if mode, ok := be.elementwiseMode(env); ok {
 		for r, step := 0, max(1, elementwiseBlock/cols); r < rows; r += step {
 			n := min(step, rows-r)
-			active.biasAdd(&dst[r*cols], &src[r*cols], &bias[0], n, cols, mode)
+			be.biasAdd(&dst[r*cols], &src[r*cols], &bias[0], n, cols, mode)
 		}
 		return
 	}
@@ -60,14 +65,21 @@ func BiasAdd(env Env, dst, src, bias []float32, rows, cols int) {
 // scaled; -126 <= e <= 127. dst may be src.
 func BiasAddScale(env Env, dst, src, bias []float32, rows, cols, e int) {
 	checkRows("BiasAddScale", env, dst, src, bias, rows, cols)
-	s := pow2(e)
+	pow2(e) // checks e
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().biasAddScaleRows(env, dst, src, bias, rows, cols, e)
+}
+
+// biasAddScaleRows is BiasAddScale on be, its arguments checked and not
+// empty.
+func (be *backend) biasAddScaleRows(env Env, dst, src, bias []float32, rows, cols, e int) {
+	if mode, ok := be.elementwiseMode(env); ok {
+		s := pow2(e)
 		for r, step := 0, max(1, elementwiseBlock/cols); r < rows; r += step {
 			n := min(step, rows-r)
-			active.biasAddScale(&dst[r*cols], &src[r*cols], &bias[0], n, cols, s, mode)
+			be.biasAddScale(&dst[r*cols], &src[r*cols], &bias[0], n, cols, s, mode)
 		}
 		return
 	}
@@ -88,10 +100,15 @@ func AddScaled(env Env, dst, x, y []float32, s float32) {
 	if len(dst) == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().addScaledTo(env, dst, x, y, s)
+}
+
+// addScaledTo is AddScaled on be, its arguments checked and dst not empty.
+func (be *backend) addScaledTo(env Env, dst, x, y []float32, s float32) {
+	if mode, ok := be.elementwiseMode(env); ok {
 		for lo := 0; lo < len(dst); lo += 4 * elementwiseBlock {
 			hi := min(lo+4*elementwiseBlock, len(dst))
-			active.addScaled(&dst[lo], &x[lo], &y[lo], hi-lo, s, mode)
+			be.addScaled(&dst[lo], &x[lo], &y[lo], hi-lo, s, mode)
 		}
 		return
 	}

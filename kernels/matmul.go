@@ -104,7 +104,12 @@ func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, trans
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	be := active
+	serving().run(env, dst, av, bv, m, k, n, threads)
+}
+
+// run continues the chains of dst (m×n, row-major) with a·b on be, or on
+// the reference when be cannot do env natively.
+func (be *backend) run(env Env, dst []float32, av, bv matrix, m, k, n, threads int) {
 	mode, native := be.mode(env)
 	if !native {
 		be = pureGo
