@@ -148,10 +148,13 @@ func TestReport(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"CPU:", "Honours:"} {
+	for _, want := range []string{"CPU:", "Honours:", "Self-test:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if len(kernels.AvailableBackends()) > 1 && !strings.Contains(out, "Self-test:    passed") {
+		t.Errorf("report lacks the self-test's pass:\n%s", out)
 	}
 	if len(probe.HardwareEnvs()) == 0 {
 		return
