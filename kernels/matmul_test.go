@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -295,12 +296,12 @@ func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 
 // mmShapes are the shapes every form and environment runs: tails of the
 // 6×16, 10×32 and 10×8 tiles, K-blocks (kc = 192, 256) and row blocks
-// (mc = 120).
+// (mc = 120 on x86, 128 on NEON; TestMatMulShapesCoverEveryPath checks).
 func mmShapes(r *rand.Rand) [][3]int {
 	shapes := [][3]int{
 		{0, 0, 0}, {0, 5, 3}, {3, 0, 5}, {4, 5, 0}, {1, 1, 1}, {1, 7, 1}, {6, 4, 16}, {10, 3, 32}, {14, 3, 32},
 		{7, 9, 17}, {13, 31, 33}, {5, 260, 15}, {29, 513, 47}, {121, 40, 18}, {125, 17, 70}, {11, 193, 9},
-		{3, 5, 1100},
+		{3, 5, 1100}, {131, 9, 20},
 	}
 	count := 25
 	if testing.Short() {
@@ -319,6 +320,53 @@ func mmShapes(r *rand.Rand) [][3]int {
 		shapes = append(shapes, [3]int{1 + r.IntN(40), 200 + r.IntN(100), 1 + r.IntN(40)})
 	}
 	return shapes
+}
+
+// coverageKernels are the kernels whose blocking TestMatMulShapesCoverEveryPath
+// checks: every test backend's, and (matmul_twin_amd64_test.go) those this
+// CPU cannot run but another stage runs with the same shapes.
+var coverageKernels = map[string]*microKernel{}
+
+// TestMatMulShapesCoverEveryPath: the shapes every form and environment runs
+// (-short included, which the emulated AVX-512 stage uses) reach every path
+// of every kernel's blocking: whole row and column tiles, row and column
+// tails, a K-block resume (k > kc), more rows than one row block (m > mc),
+// more columns than one B block (n > nc), and the packers' fast paths
+// (whole panels with kb >= 8 for the transposing one).
+func TestMatMulShapesCoverEveryPath(t *testing.T) {
+	kerns := maps.Clone(coverageKernels)
+	for _, be := range testBackends() {
+		if be.kern != nil {
+			kerns[be.name] = be.kern
+		}
+	}
+	shapes := mmShapes(rand.New(rand.NewPCG(1, 2))) // TestMatMulBackendsMatchReference's
+	for name, k := range kerns {
+		paths := map[string]bool{}
+		for _, sh := range shapes {
+			m, kk, n := sh[0], sh[1], sh[2]
+			if m == 0 || kk == 0 || n == 0 {
+				continue
+			}
+			paths["whole row tile"] = paths["whole row tile"] || m >= k.mr
+			paths["row tail"] = paths["row tail"] || m%k.mr != 0
+			paths["whole column tile"] = paths["whole column tile"] || n >= k.nr
+			paths["column tail"] = paths["column tail"] || n%k.nr != 0
+			paths["K-block resume"] = paths["K-block resume"] || kk > k.kc
+			paths["several row blocks"] = paths["several row blocks"] || m > k.mc
+			paths["several B blocks"] = paths["several B blocks"] || n > k.nc
+			paths["transposing packer"] = paths["transposing packer"] || n >= k.nr && min(kk, k.kc) >= 8
+		}
+		for _, p := range []string{"whole row tile", "row tail", "whole column tile", "column tail", "K-block resume",
+			"several row blocks", "several B blocks", "transposing packer"} {
+			if !paths[p] {
+				t.Errorf("%s (tile %d×%d, kc %d, mc %d, nc %d): no shape reaches the %s", name, k.mr, k.nr, k.kc, k.mc, k.nc, p)
+			}
+		}
+	}
+	if testing.Short() && len(kerns) == 0 {
+		t.Log("no SIMD kernel here")
+	}
 }
 
 func TestMatMulBackendsMatchReference(t *testing.T) {

@@ -19,6 +19,7 @@ func init() {
 			copyRowsAVX512Twin, transposeRowsAVX512Twin)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
 	}
+	coverageKernels["avx2"], coverageKernels["avx512"] = avx2Kernel, avx512Kernel
 }
 
 // TestCopyRowsAVX checks the generated panel copies, including the 32-wide
