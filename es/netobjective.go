@@ -102,8 +102,18 @@ type netEvaluator struct {
 }
 
 func (e *netEvaluator) Evaluate(params []float32) Score {
+	return e.score(e.o.Net.Forward(e.ws, params, e.o.x, e.o.Batch))
+}
+
+// EvaluatePerturbed makes the evaluator a PerturbedEvaluator: the network
+// perturbs its weights while packing them (fpnet.ForwardPerturbed).
+func (e *netEvaluator) EvaluatePerturbed(theta, eps []float32, s float32) Score {
+	return e.score(e.o.Net.ForwardPerturbed(e.ws, theta, eps, s, e.o.x, e.o.Batch))
+}
+
+// score turns the minibatch's logits into a Score.
+func (e *netEvaluator) score(logits []float32) Score {
 	o := e.o
-	logits := o.Net.Forward(e.ws, params, o.x, o.Batch)
 	loss, correct := fpnet.SoftmaxCrossEntropy(logits, o.y, o.Batch, o.Net.Arch.Classes())
 	acc := float64(correct) / float64(o.Batch)
 	if o.Fitness == FitnessAcc {

@@ -124,6 +124,16 @@ type Evaluator interface {
 	Evaluate(params []float32) Score
 }
 
+// PerturbedEvaluator is an Evaluator that also scores θ + s·ε, each
+// element the product s·ε rounded to float32, then the sum (addScaled),
+// without the trainer materialising that vector: the network applies the
+// perturbation while it packs its weights. The score must be the one
+// Evaluate gives the materialised vector.
+type PerturbedEvaluator interface {
+	Evaluator
+	EvaluatePerturbed(theta, eps []float32, s float32) Score
+}
+
 // Stats summarises one generation.
 type Stats struct {
 	Gen         int64   // generations completed, this one included
@@ -276,6 +286,9 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	dim := len(t.Params)
 	ev, s := t.evals[w], t.scratch[w]
 	eps := t.Noise.Slice(t.offsets[p], dim)
+	if pe, ok := ev.(PerturbedEvaluator); ok && t.guide == nil {
+		return pe.EvaluatePerturbed(t.Params, eps, t.isoSigma), pe.EvaluatePerturbed(t.Params, eps, -t.isoSigma)
+	}
 	kernels.AddScaled(kernels.IEEE, s, t.Params, eps, t.isoSigma)
 	t.guide.perturb(s, p, 1)
 	plus = ev.Evaluate(s)

@@ -28,6 +28,8 @@ type Workspace struct {
 	// scaledBias[l] is b_l·2^-ScaleExp in the element environment, the
 	// bias the hidden and output layers add.
 	scaledBias [][]float32
+	// bias[l] holds a perturbed member's b_l (ForwardPerturbed).
+	bias [][]float32
 	// views is the network's parameter layout, computed once here so that
 	// Forward allocates nothing.
 	views []Layer
@@ -39,12 +41,14 @@ func (n *Net) NewWorkspace(maxBatch int) *Workspace {
 		panic("fpnet: NewWorkspace needs maxBatch > 0")
 	}
 	L := n.Arch.Layers()
-	ws := &Workspace{maxBatch: maxBatch, Prod: make([][]float32, L), Act: make([][]float32, L), scaledBias: make([][]float32, L), views: n.Arch.LayerViews()}
+	ws := &Workspace{maxBatch: maxBatch, Prod: make([][]float32, L), Act: make([][]float32, L),
+		scaledBias: make([][]float32, L), bias: make([][]float32, L), views: n.Arch.LayerViews()}
 	for l := 0; l < L; l++ {
 		out := n.Arch.Sizes[l+1]
 		ws.Prod[l] = make([]float32, maxBatch*out)
 		ws.Act[l] = make([]float32, maxBatch*out)
 		ws.scaledBias[l] = make([]float32, out)
+		ws.bias[l] = make([]float32, out)
 	}
 	return ws
 }
@@ -63,6 +67,23 @@ func (ws *Workspace) MaxBatch() int { return ws.maxBatch }
 // which for 784-512-512-10 is the article's network. Division by s is the
 // multiplication by 2^-ScaleExp (same value, same flush).
 func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
+	return n.forward(ws, params, nil, 0, x, batch)
+}
+
+// ForwardPerturbed is Forward of the parameters theta + s·eps, each the
+// product rounded to float32, then the sum, in IEEE (kernels.AddScaled):
+// the same bits, without storing the perturbed vector. The weights are
+// perturbed while the products pack them (kernels.MatMulPerturbed), the
+// biases in ws.
+func (n *Net) ForwardPerturbed(ws *Workspace, theta, eps []float32, s float32, x []float32, batch int) []float32 {
+	if len(eps) != len(theta) {
+		panic(fmt.Sprintf("fpnet: ForwardPerturbed got %d noise values for %d parameters", len(eps), len(theta)))
+	}
+	return n.forward(ws, theta, eps, s, x, batch)
+}
+
+// forward is Forward of params, or with eps != nil of params + s·eps.
+func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float32, batch int) []float32 {
 	a := n.Arch
 	if batch < 0 || batch > ws.maxBatch {
 		panic(fmt.Sprintf("fpnet: Forward batch %d outside workspace's [0, %d]", batch, ws.maxBatch))
@@ -86,22 +107,29 @@ func (n *Net) Forward(ws *Workspace, params, x []float32, batch int) []float32 {
 	for l, ly := range views {
 		rows := batch * ly.FanOut
 		prod, act := ws.Prod[l][:rows], ws.Act[l][:rows]
-		kernels.MatMulParallel(pe, prod, in[:batch*ly.FanIn], ly.W(params), batch, ly.FanIn, ly.FanOut, threads)
+		bias := ly.B(params)
+		if eps == nil {
+			kernels.MatMulParallel(pe, prod, in[:batch*ly.FanIn], ly.W(params), batch, ly.FanIn, ly.FanOut, threads)
+		} else {
+			kernels.MatMulPerturbed(pe, prod, in[:batch*ly.FanIn], ly.W(params), ly.W(eps), s, batch, ly.FanIn, ly.FanOut, threads)
+			bias = ws.bias[l]
+			kernels.AddScaled(kernels.IEEE, bias, ly.B(params), ly.B(eps), s)
+		}
 		// Each layer's elementwise ops run as one pass over act; b_l/s is
 		// the same for every row, so it is computed once per call.
 		switch {
 		case l == 0:
-			kernels.BiasAddScale(ee, act, prod, ly.B(params), batch, ly.FanOut, -e)
+			kernels.BiasAddScale(ee, act, prod, bias, batch, ly.FanOut, -e)
 			if l == last {
 				kernels.Scale(ee, act, act, e)
 			}
 		case l == last:
 			sb := ws.scaledBias[l]
-			kernels.Scale(ee, sb, ly.B(params), -e)
+			kernels.Scale(ee, sb, bias, -e)
 			kernels.BiasAddScale(ee, act, prod, sb, batch, ly.FanOut, e)
 		default:
 			sb := ws.scaledBias[l]
-			kernels.Scale(ee, sb, ly.B(params), -e)
+			kernels.Scale(ee, sb, bias, -e)
 			kernels.BiasAdd(ee, act, prod, sb, batch, ly.FanOut)
 		}
 		in = act

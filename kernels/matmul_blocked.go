@@ -27,6 +27,10 @@ type microKernel struct {
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
+	// perturbRows, when not nil, packs kb rows of nr floats of
+	// theta + s·eps (rs floats apart in both), the product rounded before
+	// the add, in IEEE: a perturbed member's B panel (MatMulPerturbed).
+	perturbRows func(dst, theta, eps *float32, kb, rs int, s float32)
 	// free holds scratch memory between calls. Not a sync.Pool: a pool is
 	// emptied at every GC, and reallocating a megabyte of scratch per call
 	// then causes the next GC.
@@ -203,6 +207,18 @@ func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ab aBlock, s *
 func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 	nr := kern.nr
 	src := b.sub(pc, j0)
+	if src.eps != nil { // a perturbed member: row-major only (MatMulPerturbed)
+		if nw == nr && kern.perturbRows != nil {
+			kern.perturbRows(&panel[0], &src.data[0], &src.eps[0], kb, src.rs, src.s)
+			return
+		}
+		for p := 0; p < kb; p++ {
+			row := panel[p*nr : p*nr+nr]
+			perturbRow(row[:nw], src.data[p*src.rs:], src.eps[p*src.rs:], src.s)
+			clear(row[nw:])
+		}
+		return
+	}
 	if src.cs == 1 && nw == nr && kern.copyRows != nil {
 		kern.copyRows(&panel[0], &src.data[0], kb, src.rs)
 		return

@@ -453,6 +453,34 @@ copyRowsAVX2_row:
 	VZEROUPPER
 	RET
 
+// func perturbRowsAVX2(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbRowsAVX2(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+32(FP), SI
+	SHLQ         $0x02, SI
+	VBROADCASTSS s+40(FP), Y0
+
+perturbRowsAVX2_row:
+	VMULPS  (DX), Y0, Y1
+	VMOVUPS (CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (AX)
+	VMULPS  32(DX), Y0, Y1
+	VMOVUPS 32(CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 32(AX)
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000040, AX
+	DECQ    BX
+	JNZ     perturbRowsAVX2_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX2(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX2(SB), NOSPLIT, $0-32
@@ -1242,6 +1270,42 @@ copyRowsAVX512_row:
 	VZEROUPPER
 	RET
 
+// func perturbRowsAVX512(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbRowsAVX512(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+32(FP), SI
+	SHLQ         $0x02, SI
+	VBROADCASTSS s+40(FP), Y0
+
+perturbRowsAVX512_row:
+	VMULPS  (DX), Y0, Y1
+	VMOVUPS (CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (AX)
+	VMULPS  32(DX), Y0, Y1
+	VMOVUPS 32(CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 32(AX)
+	VMULPS  64(DX), Y0, Y1
+	VMOVUPS 64(CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 64(AX)
+	VMULPS  96(DX), Y0, Y1
+	VMOVUPS 96(CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 96(AX)
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000080, AX
+	DECQ    BX
+	JNZ     perturbRowsAVX512_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX512(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX512(SB), NOSPLIT, $0-32
@@ -1940,6 +2004,30 @@ copyRowsAVX512Twin_row:
 	ADDQ    $0x00000020, AX
 	DECQ    DX
 	JNZ     copyRowsAVX512Twin_row
+	VZEROUPPER
+	RET
+
+// func perturbRowsAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbRowsAVX512Twin(SB), NOSPLIT, $0-44
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+32(FP), SI
+	SHLQ         $0x02, SI
+	VBROADCASTSS s+40(FP), Y0
+
+perturbRowsAVX512Twin_row:
+	VMULPS  (DX), Y0, Y1
+	VMOVUPS (CX), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (AX)
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000020, AX
+	DECQ    BX
+	JNZ     perturbRowsAVX512Twin_row
 	VZEROUPPER
 	RET
 

@@ -72,6 +72,7 @@ func main() {
 		f.name, f.aColumns = "matmulKernel"+family+"Cols", true
 		gen(f)
 		genCopyRows("copyRows"+family, f.nr())
+		genPerturbRows("perturbRows"+family, f.nr())
 		genTransposeRows("transposeRows"+family, f.nr())
 		genTile("matmulTile"+family, f)
 	}
@@ -121,6 +122,55 @@ func genCopyRows(name string, width int) {
 		VMOVUPS(regs[v], Mem{Base: dst, Disp: 32 * v})
 	}
 	ADDQ(rs, src)
+	ADDQ(U32(4*width), dst)
+	DECQ(kb)
+	JNZ(LabelRef(name + "_row"))
+	VZEROUPPER()
+	RET()
+}
+
+// genPerturbRows generates name(dst, theta, eps *float32, kb, rs int,
+// s float32): the B panel of a perturbed member, packed straight from θ
+// and its noise. For kb rows of width floats (rs floats apart in theta and
+// eps), dst[p*width+j] = theta[p*rs+j] + s·eps[p*rs+j], the product
+// rounded before the add, exactly as the elementwise addScaled kernel
+// (same instructions, same operand order). It runs under the caller's
+// MXCSR, which the Go ABI keeps at round-to-nearest with FTZ and DAZ off:
+// IEEE, as ES materialises members.
+func genPerturbRows(name string, width int) {
+	TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, rs int, s float32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s packs kb rows of %d floats of theta + s·eps (rows rs floats apart in both)", name, width),
+		"to consecutive rows of dst, the product rounded before the add, under the",
+		"caller's MXCSR (Go's: IEEE). Requires kb >= 1.",
+	)
+	dst := Load(Param("dst"), GP64())
+	theta := Load(Param("theta"), GP64())
+	eps := Load(Param("eps"), GP64())
+	kb := Load(Param("kb"), GP64())
+	rs := Load(Param("rs"), GP64())
+	SHLQ(Imm(2), rs)
+	sp, err := Param("s").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	sY := YMM()
+	VBROADCASTSS(sp.Addr, sY)
+	if width%8 != 0 || width/8 > 4 {
+		panic(fmt.Sprintf("%s: width %d", name, width))
+	}
+	prod := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	th := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	Label(name + "_row")
+	for v := 0; v < width/8; v++ {
+		VMULPS(Mem{Base: eps, Disp: 32 * v}, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
+		VMOVUPS(Mem{Base: theta, Disp: 32 * v}, th[v])
+		VADDPS(prod[v], th[v], prod[v]) // theta + s·eps: theta is the first operand
+		VMOVUPS(prod[v], Mem{Base: dst, Disp: 32 * v})
+	}
+	ADDQ(rs, theta)
+	ADDQ(rs, eps)
 	ADDQ(U32(4*width), dst)
 	DECQ(kb)
 	JNZ(LabelRef(name + "_row"))

@@ -1,0 +1,97 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// perturbedOracle is AddScaled's reference (IEEE: the product rounded, then
+// the sum) followed by the canonical chain of every element.
+func perturbedOracle(env Env, dst, a, theta, eps []float32, s float32, m, k, n int) {
+	w := make([]float32, k*n)
+	for i := range w {
+		w[i] = Add(IEEE, theta[i], Mul(IEEE, s, eps[i]))
+	}
+	mmOracle(env, mmForms[0], dst, a, w, m, k, n)
+}
+
+// MatMulPerturbed against AddScaled then the canonical chain, on every
+// backend (the AVX-512 twin included), every environment, the shapes of the
+// product tests (tile tails, K-blocks, row blocks) and several goroutines.
+func TestMatMulPerturbedMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	shapes := mmShapes(r)
+	shapes = append(shapes, [3]int{130, 300, 40}) // m > mc: the whole block packed at once
+	for si, sh := range shapes {
+		m, k, n := sh[0], sh[1], sh[2]
+		scale := mmScales[si%len(mmScales)]
+		c := newMMCase(r, m, k, n, scale)
+		eps := newMMCase(r, 1, k, n, [3]int{0, 0, 0}).b // standard-normal-sized noise with the boundary values mixed in
+		s := []float32{0.01, -0.01, 0x1p-126, -3}[si%4]
+		for _, env := range Envs {
+			want := make([]float32, m*n)
+			perturbedOracle(env, want, c.a, c.b, eps, s, m, k, n)
+			for _, be := range testBackends() {
+				for _, threads := range []int{1, 3} {
+					got := make([]float32, m*n)
+					for i := range got {
+						got[i] = float32(math.NaN()) // must be overwritten
+					}
+					withBackend(be, func() { MatMulPerturbed(env, got, c.a, c.b, eps, s, m, k, n, threads) })
+					markServed(be, env)
+					for i := range want {
+						if !sameBits(got[i], want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+							t.Fatalf("%s %s MatMulPerturbed m=%d k=%d n=%d s=%g threads=%d: element (%d,%d) = %#08x, reference %#08x",
+								be.name, env, m, k, n, s, threads, i/max(n, 1), i%max(n, 1), math.Float32bits(got[i]), math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// The panel packers on the operands around every rounding and flushing
+// boundary of the multiply and the add, against the portable row loop
+// (perturbRow) and the scalar reference.
+func TestPerturbRowsMatchReference(t *testing.T) {
+	vals := elementwiseOperands(rand.New(rand.NewPCG(23, 24)), 3000)
+	for _, be := range testBackends() {
+		kern := be.kern
+		if kern == nil {
+			continue
+		}
+		nr := kern.nr
+		for _, kb := range []int{1, 3, 200} {
+			rs := nr + 3
+			theta, eps := make([]float32, kb*rs), make([]float32, kb*rs)
+			for i := range theta {
+				theta[i], eps[i] = vals[(i*7)%len(vals)], vals[(i*131+5)%len(vals)]
+			}
+			for _, s := range []float32{0.01, -0x1p-100, 0x1p-126, 3, 0, 0x1p+100} {
+				for _, nw := range []int{nr, nr - 1, 1} {
+					panel := make([]float32, kb*nr+1)
+					panel[len(panel)-1] = -1
+					b := matrix{data: theta, rs: rs, cs: 1, eps: eps, s: s}
+					kern.packB(panel[:kb*nr], b, 0, kb, 0, nw)
+					for p := 0; p < kb; p++ {
+						for j := 0; j < nr; j++ {
+							want := float32(0)
+							if j < nw {
+								want = Add(IEEE, theta[p*rs+j], Mul(IEEE, s, eps[p*rs+j]))
+							}
+							if got := panel[p*nr+j]; !sameBits(got, want) && !(got != got && want != want) {
+								t.Fatalf("%s packB perturbed kb=%d nw=%d s=%g: [%d][%d] = %#08x, reference %#08x",
+									be.name, kb, nw, s, p, j, math.Float32bits(got), math.Float32bits(want))
+							}
+						}
+					}
+					if panel[len(panel)-1] != -1 {
+						t.Fatalf("%s packB perturbed kb=%d wrote past the panel", be.name, kb)
+					}
+				}
+			}
+		}
+	}
+}
