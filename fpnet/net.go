@@ -94,7 +94,7 @@ func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float
 	if len(x) < batch*a.Inputs() {
 		panic(fmt.Sprintf("fpnet: Forward input holds %d values, %d rows of %d need %d", len(x), batch, a.Inputs(), batch*a.Inputs()))
 	}
-	pe, ee, e := n.Recipe.ProductEnv, n.Recipe.ElementEnv, n.Recipe.ScaleExp
+	pe := n.Recipe.ProductEnv
 	threads := max(n.Threads, 1)
 	in := x
 	views := ws.views
@@ -103,7 +103,6 @@ func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float
 			panic(fmt.Sprintf("fpnet: Forward workspace was made for another architecture than %s", a))
 		}
 	}
-	last := len(views) - 1
 	for l, ly := range views {
 		rows := batch * ly.FanOut
 		prod, act := ws.Prod[l][:rows], ws.Act[l][:rows]
@@ -115,26 +114,42 @@ func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float
 			bias = ws.bias[l]
 			kernels.AddScaled(kernels.IEEE, bias, ly.B(params), ly.B(eps), s)
 		}
-		// Each layer's elementwise ops run as one pass over act; b_l/s is
-		// the same for every row, so it is computed once per call.
-		switch {
-		case l == 0:
-			kernels.BiasAddScale(ee, act, prod, bias, batch, ly.FanOut, -e)
-			if l == last {
-				kernels.Scale(ee, act, act, e)
-			}
-		case l == last:
-			sb := ws.scaledBias[l]
-			kernels.Scale(ee, sb, bias, -e)
-			kernels.BiasAddScale(ee, act, prod, sb, batch, ly.FanOut, e)
-		default:
-			sb := ws.scaledBias[l]
-			kernels.Scale(ee, sb, bias, -e)
-			kernels.BiasAdd(ee, act, prod, sb, batch, ly.FanOut)
-		}
+		n.Activate(l, act, prod, bias, ws.scaledBias[l], batch)
 		in = act
 	}
-	return ws.Act[last][:batch*a.Classes()]
+	return ws.Act[len(views)-1][:batch*a.Classes()]
+}
+
+// Activate runs layer l's elementwise ops on batch rows of its product
+// prod (batch×FanOut) with the bias b_l, writing act (which may be prod):
+// the part of Forward that follows each product, in ElementEnv, with
+// s = 2^ScaleExp:
+//
+//	first layer:  (prod + b_1) / s   (then · s when it is also the last)
+//	hidden layer: prod + b_l/s
+//	last layer:   (prod + b_L/s) · s
+//
+// scratch holds at least FanOut values (b_l/s, computed once per call).
+// Callers that compute a layer's product themselves (low-rank ES) use it
+// to stay the same network as Forward.
+func (n *Net) Activate(l int, act, prod, bias, scratch []float32, batch int) {
+	ee, e := n.Recipe.ElementEnv, n.Recipe.ScaleExp
+	out, last := n.Arch.Sizes[l+1], n.Arch.Layers()-1
+	switch {
+	case l == 0:
+		kernels.BiasAddScale(ee, act, prod, bias, batch, out, -e)
+		if l == last {
+			kernels.Scale(ee, act[:batch*out], act[:batch*out], e)
+		}
+	case l == last:
+		sb := scratch[:out]
+		kernels.Scale(ee, sb, bias[:out], -e)
+		kernels.BiasAddScale(ee, act, prod, sb, batch, out, e)
+	default:
+		sb := scratch[:out]
+		kernels.Scale(ee, sb, bias[:out], -e)
+		kernels.BiasAdd(ee, act, prod, sb, batch, out)
+	}
 }
 
 // Predict writes the arg-max class of each of batch rows of logits to dst.
