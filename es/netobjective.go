@@ -33,6 +33,10 @@ type NetObjective struct {
 	// first use, on its own copy of the parameters).
 	surrogate *backprop.Trainer
 
+	// first is the generation's minibatch times θ's first weight matrix,
+	// which low-rank members share (BeginLowRank).
+	first []float32
+
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
 	perm  []int32   // the permutation of epoch permEpoch
@@ -102,18 +106,17 @@ type netEvaluator struct {
 }
 
 func (e *netEvaluator) Evaluate(params []float32) Score {
-	return e.score(e.o.Net.Forward(e.ws, params, e.o.x, e.o.Batch))
+	return e.o.scoreLogits(e.o.Net.Forward(e.ws, params, e.o.x, e.o.Batch))
 }
 
 // EvaluatePerturbed makes the evaluator a PerturbedEvaluator: the network
 // perturbs its weights while packing them (fpnet.ForwardPerturbed).
 func (e *netEvaluator) EvaluatePerturbed(theta, eps []float32, s float32) Score {
-	return e.score(e.o.Net.ForwardPerturbed(e.ws, theta, eps, s, e.o.x, e.o.Batch))
+	return e.o.scoreLogits(e.o.Net.ForwardPerturbed(e.ws, theta, eps, s, e.o.x, e.o.Batch))
 }
 
-// score turns the minibatch's logits into a Score.
-func (e *netEvaluator) score(logits []float32) Score {
-	o := e.o
+// scoreLogits scores one member's logits on the generation's minibatch.
+func (o *NetObjective) scoreLogits(logits []float32) Score {
 	loss, correct := fpnet.SoftmaxCrossEntropy(logits, o.y, o.Batch, o.Net.Arch.Classes())
 	acc := float64(correct) / float64(o.Batch)
 	if o.Fitness == FitnessAcc {

@@ -24,7 +24,11 @@ type Config struct {
 	// objective's surrogate gradient (guided ES, Maheswaranathan et al.
 	// 2019; the objective must be a Guider). 0 is plain ES. The fitness is
 	// still the exact function; the surrogate only shapes where ES looks.
-	Guide     float32
+	Guide float32
+	// Rank r > 0 perturbs the objective's weight matrices by rank-r
+	// products A·B/√r (low-rank ES, lowrank.go; the objective must be a
+	// LowRanker); 0 is full-rank noise on every parameter.
+	Rank      int
 	Beta1     float32 // Adam β1
 	Beta2     float32 // Adam β2
 	Eps       float32 // Adam ε
@@ -56,6 +60,10 @@ func (c Config) Validate(dim int) error {
 		return fmt.Errorf("es: learning-rate decay over %d generations to %v: need generations >= 0 and a final rate >= 0", c.DecayGens, c.LRFinal)
 	case !(c.Guide >= 0 && c.Guide < 1):
 		return fmt.Errorf("es: guide share %v must lie in [0, 1): the rest of the variance stays isotropic", c.Guide)
+	case c.Rank < 0:
+		return fmt.Errorf("es: rank %d must be 0 (full-rank noise) or positive (low-rank perturbations)", c.Rank)
+	case c.Rank > 0 && c.Guide > 0:
+		return fmt.Errorf("es: guided ES (guide share %v) perturbs along a full-rank direction; it does not combine with rank-%d perturbations", c.Guide, c.Rank)
 	case !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0):
 		return fmt.Errorf("es: L2 coefficient %v must be zero or positive and finite", c.L2)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
@@ -159,6 +167,7 @@ type Trainer struct {
 	weights []float32
 	offsets []int
 	guide   *guideState // nil in plain ES
+	lowRank *lowRank    // nil with full-rank noise
 
 	begun    int64   // the generation Begin prepared; -1 before the first
 	isoSigma float32 // the begun generation's isotropic noise scale
@@ -199,6 +208,17 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		}
 		guide = newGuideState(g, cfg, dim)
 	}
+	var lr *lowRank
+	if cfg.Rank > 0 {
+		lro, ok := obj.(LowRanker)
+		if !ok {
+			return nil, fmt.Errorf("es: rank %d needs an objective with weight matrices to perturb (a LowRanker)", cfg.Rank)
+		}
+		var err error
+		if lr, err = newLowRank(lro, cfg, dim); err != nil {
+			return nil, err
+		}
+	}
 	t := &Trainer{
 		Cfg: cfg, Obj: obj, Noise: noise,
 		Params:  append([]float32(nil), init...),
@@ -207,12 +227,24 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		weights: make([]float32, cfg.Pop/2),
 		offsets: make([]int, cfg.Pop/2),
 		guide:   guide,
+		lowRank: lr,
 		begun:   -1,
 	}
 	for w := 0; w < cfg.Workers; w++ {
-		t.evals = append(t.evals, obj.NewEvaluator())
-		t.scratch = append(t.scratch, make([]float32, dim))
+		ev := obj.NewEvaluator()
+		t.evals = append(t.evals, ev)
+		// A member is materialised only when the evaluator cannot take θ
+		// and its noise apart, or guided ES adds its second direction.
+		var scratch []float32
+		if _, ok := ev.(PerturbedEvaluator); (!ok || guide != nil) && lr == nil {
+			scratch = make([]float32, dim)
+		}
+		t.scratch = append(t.scratch, scratch)
 		t.accs = append(t.accs, make([]float32, gradChunk))
+		if lr != nil {
+			lr.evals = append(lr.evals, obj.(LowRanker).NewLowRankEvaluator(cfg.Rank))
+			lr.noise = append(lr.noise, nil)
+		}
 	}
 	return t, nil
 }
@@ -260,8 +292,13 @@ func (t *Trainer) Begin() {
 	}
 	cfg, dim := t.Cfg, len(t.Params)
 	t.Obj.Begin(t.Gen)
+	length := dim // noise values per pair
+	if t.lowRank != nil {
+		length = t.lowRank.length
+		t.Obj.(LowRanker).BeginLowRank(t.Params, cfg.Workers)
+	}
 	for p := range t.offsets {
-		t.offsets[p] = t.Noise.Offset(cfg.Seed, t.Gen, p, dim)
+		t.offsets[p] = t.Noise.Offset(cfg.Seed, t.Gen, p, length)
 	}
 	t.isoSigma = cfg.Sigma
 	if t.guide != nil {
@@ -283,6 +320,11 @@ func (t *Trainer) Pairs() int { return len(t.offsets) }
 // so the second finds the noise slice still in cache.
 func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	t.mustBegun()
+	if t.lowRank != nil {
+		var pl, mi [1]Score
+		t.EvaluatePairs(w, p, p+1, pl[:], mi[:])
+		return pl[0], mi[0]
+	}
 	dim := len(t.Params)
 	ev, s := t.evals[w], t.scratch[w]
 	eps := t.Noise.Slice(t.offsets[p], dim)
@@ -296,6 +338,32 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	t.guide.perturb(s, p, -1)
 	minus = ev.Evaluate(s)
 	return plus, minus
+}
+
+// EvaluatePairs scores pairs lo..hi−1 of the begun generation on slot w:
+// plus[i] and minus[i] are pair lo+i's members, the same scores
+// EvaluatePair gives one by one. Low-rank members are evaluated together
+// (their activations stacked, so each layer's weights are packed once for
+// all of them); full-rank pairs run one after the other.
+func (t *Trainer) EvaluatePairs(w, lo, hi int, plus, minus []Score) {
+	t.mustBegun()
+	if lo < 0 || hi > t.Pairs() || lo > hi || len(plus) < hi-lo || len(minus) < hi-lo {
+		panic(fmt.Sprintf("es: EvaluatePairs(%d, %d) of %d pairs into %d and %d scores", lo, hi, t.Pairs(), len(plus), len(minus)))
+	}
+	lr := t.lowRank
+	if lr == nil {
+		for p := lo; p < hi; p++ {
+			plus[p-lo], minus[p-lo] = t.EvaluatePair(w, p)
+		}
+		return
+	}
+	noise := lr.noise[w][:0]
+	for p := lo; p < hi; p++ {
+		noise = append(noise, LowRankNoise{})
+		lr.pairNoise(&noise[p-lo], t.Noise.Slice(t.offsets[p], lr.length))
+	}
+	lr.noise[w] = noise
+	lr.evals[w].EvaluatePairs(t.Params, noise, t.Cfg.Sigma, lr.sigmaR, plus[:hi-lo], minus[:hi-lo])
 }
 
 // EvaluateCenter scores the unperturbed θ on the begun generation's data,
@@ -316,6 +384,25 @@ func (t *Trainer) mustBegun() {
 func (t *Trainer) evaluateAll() (fitness []float64, center Score) {
 	pairs := t.Pairs()
 	fitness = t.fitness
+	if lr := t.lowRank; lr != nil {
+		// Job j < groups is a group of pairs evaluated together; the last
+		// job is θ.
+		size := max(1, lr.evals[0].PairsPerCall())
+		groups := (pairs + size - 1) / size
+		plus, minus := make([]Score, pairs), make([]Score, pairs)
+		t.parallel(groups+1, func(w, j int) {
+			if j == groups {
+				center = t.EvaluateCenter(w)
+				return
+			}
+			lo, hi := j*size, min((j+1)*size, pairs)
+			t.EvaluatePairs(w, lo, hi, plus[lo:hi], minus[lo:hi])
+		})
+		for p := range plus {
+			fitness[2*p], fitness[2*p+1] = plus[p].Fitness, minus[p].Fitness
+		}
+		return fitness, center
+	}
 	// Job p < pairs is pair p; job pairs is θ.
 	t.parallel(pairs+1, func(w, p int) {
 		if p == pairs {
@@ -346,6 +433,9 @@ func (t *Trainer) Update(fitness []float64, center Score) Stats {
 	// index order, whoever computes the chunk, then Adam steps the chunk.
 	t.Opt.LR = cfg.LRAt(t.Gen)
 	a := t.Opt.StepSize(t.Opt.T + 1)
+	if t.lowRank != nil {
+		t.lowRankEstimate()
+	}
 	invPop := 1 / float32(cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
@@ -378,6 +468,9 @@ func (t *Trainer) Estimate(dst []float32) Stats {
 	}
 	t.Begin()
 	st := t.weigh(t.evaluateAll())
+	if t.lowRank != nil {
+		t.lowRankEstimate()
+	}
 	invPop := 1 / float32(t.Cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
@@ -412,6 +505,10 @@ func (t *Trainer) weigh(fitness []float64, center Score) Stats {
 // pairs in index order whoever computes it (the same bits for any worker).
 func (t *Trainer) weightedNoise(acc []float32, lo int) {
 	hi := lo + len(acc)
+	if t.lowRank != nil { // computed whole by lowRankEstimate
+		copy(acc, t.lowRank.grad[lo:hi])
+		return
+	}
 	clear(acc)
 	for p, wt := range t.weights {
 		if wt == 0 { // adds only zeros; skipping it changes no bit
