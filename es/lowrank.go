@@ -12,13 +12,14 @@ import (
 // (m×n) of pair p is perturbed by E_p = A_p·B_p/√r, with A_p (m×r) and B_p
 // (r×n) slices of the noise table, and every other parameter (the biases)
 // by full-rank noise ε_p as in plain ES. A member's layer then computes
-// x·W + σ·(x·A_p)·B_p/√r, so the work that does not depend on the member,
-// x·W for the shared minibatch in the first layer and one packed W for the
-// stacked activations of many members in the others, is shared.
+// x·W + σ·(x·A_p)·B_p/√r, so the work that does not depend on the member
+// is shared: x·W for the shared minibatch in the first layer, and in the
+// others each W packed once for every member's product.
 //
 // The member's function is defined by that computation in a fixed order
 // (the objective documents it: NetObjective's is in netlowrank.go), so it
-// has the same bits on every backend and for any worker count or stacking.
+// has the same bits on every backend, for any worker count and however
+// the pairs are grouped.
 // It is not the float32 network with parameters fl(θ + σ·A_p·B_p/√r).
 //
 // The update is full-rank: Σ_p w_p E_p for the matrices, summed over the
@@ -64,8 +65,8 @@ type LowRankEvaluator interface {
 	// score depends only on θ, its pair's noise, the scales and the data,
 	// never on which pairs are evaluated together.
 	EvaluatePairs(theta []float32, pairs []LowRankNoise, sigma, sigmaR float32, plus, minus []Score)
-	// PairsPerCall is how many pairs the evaluator stacks in one pass; the
-	// trainer hands out work in groups of that size.
+	// PairsPerCall is how many pairs the evaluator shares work between in
+	// one pass; the trainer hands out work in groups of that size.
 	PairsPerCall() int
 }
 

@@ -3,7 +3,6 @@ package es
 import (
 	"fmt"
 
-	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -26,15 +25,17 @@ import (
 // but it is exact, so it has the same bits on every backend.
 //
 // What the members share: h·W_1 of the minibatch is computed once per
-// generation (BeginLowRank), and u = x·A_1 once for both members of a
-// pair. The deeper layers' h·W_l run once for the stacked activations of
-// several pairs, so each W_l is packed once for all of them. Stacking
-// changes no bit: every element's chain is fixed.
+// generation, and each deeper W_l is packed once per generation for the
+// kernel (BeginLowRank); u = x·A_1 is computed once for both members of a
+// pair, for several pairs in one product. Each member then runs its rows
+// in chunks small enough that a chunk's y stays in cache from its product
+// through the low-rank term to its elementwise ops. None of this changes a
+// bit: every element's chain is fixed.
 
-// lowRankRows is about how many stacked activation rows (two members per
-// pair, Batch rows each) one pass of the low-rank evaluator takes: enough
-// that packing each weight matrix costs little beside its product.
-const lowRankRows = 800
+// lowRankChunk is the number of a member's rows run together: a chunk's y
+// (lowRankChunk × 512 floats) stays in a 512 KiB L2 between the passes, and
+// it is a whole number of AVX2 (6) and AVX-512 (10) row tiles.
+const lowRankChunk = 120
 
 // Matrices makes the objective a LowRanker: the network's weight matrices.
 func (o *NetObjective) Matrices() []Matrix {
@@ -46,63 +47,67 @@ func (o *NetObjective) Matrices() []Matrix {
 }
 
 // BeginLowRank computes h·W_1 of the generation's minibatch with θ's first
-// layer, which every low-rank member starts its first layer from.
+// layer, which every low-rank member starts its first layer from, and packs
+// θ's deeper weight matrices for the members' products.
 func (o *NetObjective) BeginLowRank(theta []float32, threads int) {
-	ly := o.Net.Arch.LayerViews()[0]
+	views := o.Net.Arch.LayerViews()
+	ly := views[0]
 	if len(o.first) < o.Batch*ly.FanOut {
 		o.first = make([]float32, o.Batch*ly.FanOut)
 	}
 	kernels.MatMulParallel(o.Net.Recipe.ProductEnv, o.first, o.x, ly.W(theta), o.Batch, ly.FanIn, ly.FanOut, max(1, threads))
+	if len(o.packed) != len(views) {
+		o.packed = make([]kernels.PackedB, len(views))
+	}
+	for l, ly := range views[1:] {
+		o.packed[l+1].Pack(ly.W(theta), ly.FanIn, ly.FanOut)
+	}
 }
 
 // NewLowRankEvaluator returns an evaluator of rank-r members with its own
-// stacked workspace.
+// workspace.
 func (o *NetObjective) NewLowRankEvaluator(rank int) LowRankEvaluator {
 	a := o.Net.Arch
-	pairs := max(1, lowRankRows/(2*o.Batch))
+	// x·A_1 of this many pairs fills one 16-column panel of the kernel.
+	pairs := max(1, 16/rank)
 	maxOut := 0
 	for _, s := range a.Sizes[1:] {
 		maxOut = max(maxOut, s)
 	}
-	return &netLowRank{o: o, rank: rank, pairs: pairs,
-		ws:      o.Net.NewWorkspace(2 * o.Batch * pairs),
+	e := &netLowRank{o: o, rank: rank, pairs: pairs,
 		aFirst:  make([]float32, a.Inputs()*pairs*rank),
 		uFirst:  make([]float32, o.Batch*pairs*rank),
 		u:       make([]float32, 2*o.Batch*rank),
+		y:       make([]float32, min(o.Batch, lowRankChunk)*maxOut),
 		bScaled: make([]float32, rank*maxOut),
 		bias:    make([]float32, maxOut),
 		scratch: make([]float32, maxOut),
 	}
+	for _, s := range a.Sizes[1:] {
+		e.act = append(e.act, make([]float32, 2*o.Batch*s))
+	}
+	return e
 }
 
 type netLowRank struct {
 	o           *NetObjective
 	rank, pairs int
-	ws          *fpnet.Workspace // the stacked activations: pair i's plus member, then its minus member, Batch rows each
-	aFirst      []float32        // the pairs' A_1 side by side (inputs × pairs·r)
-	uFirst      []float32        // x·aFirst (Batch × pairs·r)
-	u           []float32        // one pair's h·A_l (2·Batch × r)
-	bScaled     []float32        // B' = fl(c·B_l)
-	bias        []float32        // a member's perturbed bias
-	scratch     []float32        // fpnet.Activate's
+	act         [][]float32 // per layer, one pair's activations: the plus member's Batch rows, then the minus member's
+	aFirst      []float32   // the pairs' A_1 side by side (inputs × pairs·r)
+	uFirst      []float32   // x·aFirst (Batch × pairs·r)
+	u           []float32   // one pair's h·A_l (2·Batch × r)
+	y           []float32   // one chunk of a member's layer output before its elementwise ops
+	bScaled     []float32   // B' = fl(c·B_l)
+	bias        []float32   // a member's perturbed bias
+	scratch     []float32   // fpnet.Activate's
 }
 
 func (e *netLowRank) PairsPerCall() int { return e.pairs }
 
 func (e *netLowRank) EvaluatePairs(theta []float32, pairs []LowRankNoise, sigma, sigmaR float32, plus, minus []Score) {
-	for lo := 0; lo < len(pairs); lo += e.pairs {
-		hi := min(lo+e.pairs, len(pairs))
-		e.evaluate(theta, pairs[lo:hi], sigma, sigmaR, plus[lo:hi], minus[lo:hi])
-	}
-}
-
-// evaluate runs at most e.pairs pairs stacked.
-func (e *netLowRank) evaluate(theta []float32, pairs []LowRankNoise, sigma, sigmaR float32, plus, minus []Score) {
-	o, r, n := e.o, e.rank, len(pairs)
-	net, batch := o.Net, o.Batch
-	pe := net.Recipe.ProductEnv
-	views := net.Arch.LayerViews()
-	if len(o.first) < batch*views[0].FanOut {
+	o := e.o
+	views := o.Net.Arch.LayerViews()
+	if len(o.first) < o.Batch*views[0].FanOut || len(o.packed) != len(views) {
 		panic("es: low-rank evaluation before BeginLowRank")
 	}
 	for i := range pairs {
@@ -110,77 +115,82 @@ func (e *netLowRank) evaluate(theta []float32, pairs []LowRankNoise, sigma, sigm
 			panic(fmt.Sprintf("es: low-rank noise for %d matrices, the network has %d layers", len(pairs[i].A), len(views)))
 		}
 	}
-	rows := 2 * batch * n // stacked members
-	restOff := 0          // layer l's bias noise in Rest
+	for lo := 0; lo < len(pairs); lo += e.pairs {
+		hi := min(lo+e.pairs, len(pairs))
+		e.firstProducts(pairs[lo:hi])
+		for i := lo; i < hi; i++ {
+			plus[i], minus[i] = e.evaluate(theta, &pairs[i], i-lo, hi-lo, sigma, sigmaR)
+		}
+	}
+}
+
+// firstProducts computes x·A_1 of the pairs in one product, their A_1 side
+// by side.
+func (e *netLowRank) firstProducts(pairs []LowRankNoise) {
+	o, r := e.o, e.rank
+	fin := o.Net.Arch.Inputs()
+	k := len(pairs) * r
+	aCat := e.aFirst[:fin*k]
+	for i, pn := range pairs {
+		for row := 0; row < fin; row++ {
+			copy(aCat[row*k+i*r:row*k+i*r+r], pn.A[0][row*r:row*r+r])
+		}
+	}
+	kernels.MatMul(o.Net.Recipe.ProductEnv, e.uFirst[:o.Batch*k], o.x, aCat, o.Batch, fin, k)
+}
+
+// evaluate scores the pair's two members; the pair is the i-th of the n
+// whose x·A_1 firstProducts computed.
+func (e *netLowRank) evaluate(theta []float32, pn *LowRankNoise, i, n int, sigma, sigmaR float32) (plus, minus Score) {
+	o, r := e.o, e.rank
+	net, batch := o.Net, o.Batch
+	pe := net.Recipe.ProductEnv
+	restOff := 0 // layer l's bias noise in Rest
 	var in []float32
-	for l, ly := range views {
+	for l, ly := range net.Arch.LayerViews() {
 		fin, fout := ly.FanIn, ly.FanOut
-		prod, act := e.ws.Prod[l][:rows*fout], e.ws.Act[l][:rows*fout]
+		act := e.act[l]
 		if l == 0 {
-			// x·A_1 of every pair in one product: the pairs' A_1 side by side.
-			k := n * r
-			aCat, uCat := e.aFirst[:fin*k], e.uFirst[:batch*k]
-			for i, pn := range pairs {
-				for row := 0; row < fin; row++ {
-					copy(aCat[row*k+i*r:row*k+i*r+r], pn.A[0][row*r:row*r+r])
-				}
-			}
-			kernels.MatMul(pe, uCat, o.x, aCat, batch, fin, k)
-			for i := range pairs {
-				u := e.u[:batch*r]
-				for row := 0; row < batch; row++ {
-					copy(u[row*r:row*r+r], uCat[row*k+i*r:row*k+i*r+r])
-				}
-				for m := 0; m < 2; m++ {
-					y := prod[(2*i+m)*batch*fout : (2*i+m+1)*batch*fout]
-					copy(y, o.first[:batch*fout])
-					e.lowRankTerm(y, u, pairs[i].B[l], m, sigmaR, batch, fout)
-				}
+			// Both members' u: the pair's columns of x·A_1.
+			u, k := e.u[:batch*r], n*r
+			for row := 0; row < batch; row++ {
+				copy(u[row*r:row*r+r], e.uFirst[row*k+i*r:row*k+i*r+r])
 			}
 		} else {
-			kernels.MatMul(pe, prod, in[:rows*fin], ly.W(theta), rows, fin, fout)
-			for i := range pairs {
-				h := in[2*i*batch*fin : 2*(i+1)*batch*fin]
-				u := e.u[:2*batch*r]
-				kernels.MatMul(pe, u, h, pairs[i].A[l], 2*batch, fin, r)
-				for m := 0; m < 2; m++ {
-					y := prod[(2*i+m)*batch*fout : (2*i+m+1)*batch*fout]
-					e.lowRankTerm(y, u[m*batch*r:(m+1)*batch*r], pairs[i].B[l], m, sigmaR, batch, fout)
-				}
-			}
+			kernels.MatMul(pe, e.u[:2*batch*r], in[:2*batch*fin], pn.A[l], 2*batch, fin, r)
 		}
-		for i := range pairs {
-			for m := 0; m < 2; m++ {
-				s := sigma
-				if m == 1 {
-					s = -sigma
+		for m := 0; m < 2; m++ {
+			c, s := sigmaR, sigma
+			if m == 1 {
+				c, s = -sigmaR, -sigma
+			}
+			bs := e.bScaled[:r*fout]
+			for j, v := range pn.B[l][:r*fout] {
+				bs[j] = float32(c * v)
+			}
+			bias := e.bias[:fout]
+			kernels.AddScaled(kernels.IEEE, bias, ly.B(theta), pn.Rest[restOff:restOff+fout], s)
+			for r0 := 0; r0 < batch; r0 += lowRankChunk {
+				rows := min(lowRankChunk, batch-r0)
+				y := e.y[:rows*fout]
+				if l == 0 {
+					copy(y, o.first[r0*fout:(r0+rows)*fout])
+				} else {
+					h := in[(m*batch+r0)*fin : (m*batch+r0+rows)*fin]
+					kernels.MatMulPacked(pe, y, h, &o.packed[l], rows)
 				}
-				bias := e.bias[:fout]
-				kernels.AddScaled(kernels.IEEE, bias, ly.B(theta), pairs[i].Rest[restOff:restOff+fout], s)
-				blk := (2*i + m) * batch * fout
-				net.Activate(l, act[blk:blk+batch*fout], prod[blk:blk+batch*fout], bias, e.scratch, batch)
+				ur := r0 // u's rows for these: member 0 and 1 share x·A_1
+				if l > 0 {
+					ur += m * batch
+				}
+				kernels.MatMulAcc(pe, y, e.u[ur*r:(ur+rows)*r], bs, rows, r, fout)
+				out := (m*batch + r0) * fout
+				net.Activate(l, act[out:out+rows*fout], y, bias, e.scratch, rows)
 			}
 		}
 		restOff += fout
 		in = act
 	}
 	classes := net.Arch.Classes()
-	for i := range pairs {
-		plus[i] = o.scoreLogits(in[2*i*batch*classes : (2*i+1)*batch*classes])
-		minus[i] = o.scoreLogits(in[(2*i+1)*batch*classes : (2*i+2)*batch*classes])
-	}
-}
-
-// lowRankTerm continues the chains of y (batch×cols) with u·B', B' =
-// fl(c·B), c = ±sigmaR (member m = 0: +, 1: −).
-func (e *netLowRank) lowRankTerm(y, u, b []float32, m int, sigmaR float32, batch, cols int) {
-	c := sigmaR
-	if m == 1 {
-		c = -sigmaR
-	}
-	bs := e.bScaled[:e.rank*cols]
-	for j, v := range b[:e.rank*cols] {
-		bs[j] = float32(c * v)
-	}
-	kernels.MatMulAcc(e.o.Net.Recipe.ProductEnv, y, u, bs, batch, e.rank, cols)
+	return o.scoreLogits(in[:batch*classes]), o.scoreLogits(in[batch*classes : 2*batch*classes])
 }

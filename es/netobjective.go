@@ -7,6 +7,7 @@ import (
 	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/fpnet/backprop"
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Fitness kinds a NetObjective computes on the shared minibatch.
@@ -36,6 +37,9 @@ type NetObjective struct {
 	// first is the generation's minibatch times θ's first weight matrix,
 	// which low-rank members share (BeginLowRank).
 	first []float32
+	// packed holds θ's weight matrices 2... packed for the kernel, which
+	// every low-rank member's products read (BeginLowRank).
+	packed []kernels.PackedB
 
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels

@@ -342,9 +342,9 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 
 // EvaluatePairs scores pairs lo..hi−1 of the begun generation on slot w:
 // plus[i] and minus[i] are pair lo+i's members, the same scores
-// EvaluatePair gives one by one. Low-rank members are evaluated together
-// (their activations stacked, so each layer's weights are packed once for
-// all of them); full-rank pairs run one after the other.
+// EvaluatePair gives one by one. Low-rank pairs evaluated together share
+// work (the first layer's x·A of several pairs is one product); full-rank
+// pairs run one after the other.
 func (t *Trainer) EvaluatePairs(w, lo, hi int, plus, minus []Score) {
 	t.mustBegun()
 	if lo < 0 || hi > t.Pairs() || lo > hi || len(plus) < hi-lo || len(minus) < hi-lo {
