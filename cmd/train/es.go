@@ -24,7 +24,7 @@ func init() {
 
 // esFlags are the ES method's own flags (-wd is the older name of -l2).
 var esFlags = append([]string{"generations", "pop", "sigma", "l2", "wd", "lr-final", "noise-size", "fitness", "hold-norms", "guide",
-	"serve", "nats"}, clusterFlags...)
+	"perturb", "rank", "serve", "nats"}, clusterFlags...)
 
 // esMemory is a lower bound of what an ES run allocates: the noise table;
 // the parameters (the run's and the trainer's), Adam's two moments and
@@ -63,6 +63,19 @@ const (
 	esDefaultLRFinal     = 0.0003
 )
 
+// The ES perturbations (-perturb): full-rank noise on every parameter, or
+// rank -rank products on the weight matrices (es.Config.Rank).
+const (
+	perturbFull    = "full"
+	perturbLowRank = "lowrank"
+	// esDefaultRank is -rank's value when -perturb lowrank is given alone:
+	// EGGROLL's rank 1.
+	esDefaultRank = 1
+	// maxRank bounds -rank: beyond a few dozen the perturbation is no
+	// longer low-rank for the 512-wide layers.
+	maxRank = 64
+)
+
 // resolveESDefaults writes the ES defaults that flags left open into the
 // options, and so into options.json: a resumed run keeps what it started
 // with, whatever the defaults become. -hold-norms=false turns the norms
@@ -77,6 +90,9 @@ func (o *Options) resolveESDefaults() {
 	if !o.Set["lr-final"] {
 		o.LRFinal = esDefaultLRFinal
 	}
+	if o.Perturb == perturbLowRank && !o.Set["rank"] {
+		o.Rank = esDefaultRank
+	}
 }
 
 // esRunConfig is the ES run's whole configuration, as summary.json's
@@ -86,6 +102,7 @@ type esRunConfig struct {
 	Batch     int    `json:"batch"`
 	Fitness   string `json:"fitness"`
 	HoldNorms bool   `json:"hold_norms"`
+	Perturb   string `json:"perturb"`
 }
 
 // esSettings is the ES configuration with the command line on top.
@@ -94,6 +111,9 @@ func esSettings(o *Options) (cfg es.Config, batch int, fitness string) {
 	cfg.NoiseSize = o.NoiseSize
 	cfg.Seed, cfg.NoiseSeed, cfg.Workers = o.Seed, o.Seed, o.Workers
 	cfg.Guide = float32(o.Guide)
+	if o.Perturb == perturbLowRank {
+		cfg.Rank = o.Rank
+	}
 	if o.Pop > 0 {
 		cfg.Pop = o.Pop
 	}
@@ -226,7 +246,7 @@ func runES(ctx context.Context, r *Run) error {
 			meta["held_norms"] = formatNorms(obj.HeldNorms())
 		}
 	}
-	r.Config = esRunConfig{Config: cfg, Batch: batch, Fitness: fitness, HoldNorms: o.HoldNorms}
+	r.Config = esRunConfig{Config: cfg, Batch: batch, Fitness: fitness, HoldNorms: o.HoldNorms, Perturb: o.Perturb}
 	t0 := time.Now()
 	noise, err := es.NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, o.Workers)
 	if err != nil {
@@ -236,8 +256,12 @@ func runES(ctx context.Context, r *Run) error {
 	if cfg.DecayGens > 0 {
 		lr = fmt.Sprintf("%g→%g over %d generations", cfg.LR, cfg.LRFinal, cfg.DecayGens)
 	}
-	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v, guide %g",
-		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms, cfg.Guide)
+	perturb := o.Perturb
+	if cfg.Rank > 0 {
+		perturb = fmt.Sprintf("%s, rank %d", o.Perturb, cfg.Rank)
+	}
+	r.Logf("es: noise table of %d values (%d MiB) built in %s; pop %d, sigma %g, lr %s, L2 %g, batch %d, fitness %s, hold norms %v, guide %g, perturbations %s",
+		cfg.NoiseSize, cfg.NoiseSize*4>>20, time.Since(t0).Round(time.Millisecond), cfg.Pop, cfg.Sigma, lr, cfg.L2, batch, fitness, o.HoldNorms, cfg.Guide, perturb)
 	if o.Distributed() {
 		// The coordinator's trainer takes every step and checks suspect
 		// fitness values; its slots speed up the step.

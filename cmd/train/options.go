@@ -56,6 +56,8 @@ type Options struct {
 	Fitness   string  `json:"fitness"`    // xent or acc
 	HoldNorms bool    `json:"hold_norms"` // hold each weight matrix at its initial norm
 	Guide     float64 `json:"guide"`      // guided ES: variance share along the surrogate gradient
+	Perturb   string  `json:"perturb"`    // full or lowrank
+	Rank      int     `json:"rank"`       // low-rank perturbations' rank (0: the default)
 	// es on many machines (cmd/esworker): settings of how, not of what, so
 	// they may change on -resume. Secrets come from files or the
 	// environment, never from flags.
@@ -126,6 +128,8 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.TLSCA, "nats-tls-ca", "", "es: PEM CA that verifies the server (-nats) or, with -serve, the clients' certificates")
 	fs.DurationVar(&o.TaskTimeout, "task-timeout", 10*time.Second, "es with workers: a task unacknowledged this long goes to another worker")
 	fs.IntVar(&o.TaskPairs, "task-pairs", 0, "es with workers: antithetic pairs per task (0: about eight tasks per worker slot)")
+	fs.StringVar(&o.Perturb, "perturb", perturbFull, "es: perturbations, full (full-rank noise on every parameter) or lowrank (rank -rank products on the weight matrices, EGGROLL; biases full-rank)")
+	fs.IntVar(&o.Rank, "rank", 0, fmt.Sprintf("es: the rank of -perturb lowrank's perturbations, 1 to %d (default %d)", maxRank, esDefaultRank))
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
 }
@@ -389,6 +393,18 @@ func (o *Options) validate() error {
 	}
 	if err := o.checkApplies(m); err != nil {
 		return err
+	}
+	switch {
+	case o.Perturb != perturbFull && o.Perturb != perturbLowRank:
+		return badFlag("-perturb %q: want %s or %s", o.Perturb, perturbFull, perturbLowRank)
+	case o.Rank < 0 || o.Rank > maxRank:
+		return badFlag("-rank %d out of range [1, %d]", o.Rank, maxRank)
+	case o.Set["rank"] && o.Rank == 0:
+		return badFlag("-rank 0: a low-rank perturbation has rank at least 1 (-perturb full is full rank)")
+	case o.Rank > 0 && o.Perturb != perturbLowRank:
+		return badFlag("-rank %d applies to -perturb %s only", o.Rank, perturbLowRank)
+	case o.Perturb == perturbLowRank && o.Guide > 0:
+		return badFlag("-perturb %s and -guide %v exclude each other: guided ES perturbs along a full-rank direction", perturbLowRank, o.Guide)
 	}
 	if o.Init != "" && o.Resume != "" && o.Set["init"] {
 		return badFlag("-init and -resume exclude each other: a resumed run continues from its checkpoint")
