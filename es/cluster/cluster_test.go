@@ -39,6 +39,7 @@ func loadTrain(t testing.TB) *fpnet.Dataset {
 // article's recipe, held norms, on the first 2000 training images.
 type tinyJob struct {
 	guide float32
+	rank  int // low-rank perturbations (es.Config.Rank)
 }
 
 func (j tinyJob) trainer(t testing.TB, slots int) (*es.Trainer, *es.NetObjective, []float32) {
@@ -57,7 +58,7 @@ func (j tinyJob) trainer(t testing.TB, slots int) (*es.Trainer, *es.NetObjective
 	obj.HoldLayerNorms(start)
 	cfg := es.DefaultConfig()
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.NoiseSize, cfg.Workers = 20, 0.02, 0.01, 1<<16, slots
-	cfg.Guide = j.guide
+	cfg.Guide, cfg.Rank = j.guide, j.rank
 	noise, err := es.NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +125,7 @@ func startWorkers(t testing.TB, url string, slots ...int) (stop func()) {
 
 func TestClusterSameBitsAsOneProcess(t *testing.T) {
 	const gens = 8
-	for _, job := range []tinyJob{{}, {guide: 0.5}} {
+	for _, job := range []tinyJob{{}, {guide: 0.5}, {rank: 2}} {
 		want := job.reference(t, gens)
 		_, url := startServer(t, t.TempDir())
 		stop := startWorkers(t, url, 1, 2)
@@ -146,9 +147,9 @@ func TestClusterSameBitsAsOneProcess(t *testing.T) {
 		cancel()
 		stop()
 		if got := fpnet.ParamsSHA256(tr.Params); got != want {
-			t.Fatalf("guide %v, backend %s: the cluster gives %s, one process %s", job.guide, kernels.Backend(), got, want)
+			t.Fatalf("guide %v, rank %d, backend %s: the cluster gives %s, one process %s", job.guide, job.rank, kernels.Backend(), got, want)
 		}
-		t.Logf("guide %v: %s; shares %+v", job.guide, want, c.Shares())
+		t.Logf("guide %v, rank %d: %s; shares %+v", job.guide, job.rank, want, c.Shares())
 	}
 }
 
