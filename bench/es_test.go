@@ -136,7 +136,17 @@ func processCPU() time.Duration {
 // keep its own copy of θ (es/cluster), beside the evaluation it shares.
 //
 //	go test -run '^$' -bench 'ESUpdate|ESGeneration/batch=100' -benchtime 20x ./bench
-func BenchmarkESUpdate(b *testing.B) {
+func BenchmarkESUpdate(b *testing.B) { benchESUpdate(b, 0) }
+
+// BenchmarkESUpdateLowRank is BenchmarkESUpdate with rank-r perturbations
+// (es.Config.Rank): the weight matrices' Σ_p w_p A_p·B_p is a product.
+func BenchmarkESUpdateLowRank(b *testing.B) {
+	for _, rank := range []int{1, 4} {
+		b.Run(fmt.Sprintf("rank=%d", rank), func(b *testing.B) { benchESUpdate(b, rank) })
+	}
+}
+
+func benchESUpdate(b *testing.B, rank int) {
 	train, noise := esBenchSetup(b)
 	recipe, err := fpnet.RecipeByName("openai2017")
 	if err != nil {
@@ -150,7 +160,7 @@ func BenchmarkESUpdate(b *testing.B) {
 	params := fpnet.InitParams(arch, 1)
 	obj.HoldLayerNorms(params)
 	cfg := es.DefaultConfig()
-	cfg.Workers = 1
+	cfg.Workers, cfg.Rank = 1, rank
 	tr, err := es.NewTrainer(cfg, obj, noise, params)
 	if err != nil {
 		b.Fatal(err)
@@ -159,10 +169,12 @@ func BenchmarkESUpdate(b *testing.B) {
 	for i := range fitness {
 		fitness[i] = float64(i % 7)
 	}
+	cpu0 := processCPU()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		tr.Begin()
 		tr.Update(fitness, es.Score{})
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/1000, "ms/update")
+	b.ReportMetric((processCPU()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/update")
 }

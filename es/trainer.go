@@ -161,8 +161,10 @@ type Trainer struct {
 	Gen    int64 // generations completed
 
 	evals   []Evaluator
-	scratch [][]float32 // one perturbed parameter vector per worker
-	accs    [][]float32 // one gradient chunk per worker
+	scratch [][]float32   // one perturbed parameter vector per worker
+	accs    [][]float32   // one gradient chunk per worker
+	epsBuf  [][][]float32 // per worker: the weighted pairs' noise over a chunk
+	wtsBuf  [][]float32   // and their weights
 	fitness []float64
 	weights []float32
 	offsets []int
@@ -241,6 +243,8 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		}
 		t.scratch = append(t.scratch, scratch)
 		t.accs = append(t.accs, make([]float32, gradChunk))
+		t.epsBuf = append(t.epsBuf, make([][]float32, 0, cfg.Pop/2))
+		t.wtsBuf = append(t.wtsBuf, make([]float32, 0, cfg.Pop/2))
 		if lr != nil {
 			lr.evals = append(lr.evals, obj.(LowRanker).NewLowRankEvaluator(cfg.Rank))
 			lr.noise = append(lr.noise, nil)
@@ -441,7 +445,7 @@ func (t *Trainer) Update(fitness []float64, center Score) Stats {
 		lo := c * gradChunk
 		hi := min(lo+gradChunk, dim)
 		acc := t.accs[w][:hi-lo]
-		t.weightedNoise(acc, lo)
+		t.weightedNoise(w, acc, lo)
 		theta := t.Params[lo:hi]
 		for i, g := range acc {
 			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
@@ -475,7 +479,7 @@ func (t *Trainer) Estimate(dst []float32) Stats {
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
 		g := dst[lo:min(lo+gradChunk, dim)]
-		t.weightedNoise(g, lo)
+		t.weightedNoise(w, g, lo)
 		for i, v := range g {
 			g[i] = -float32(v * invPop)
 		}
@@ -503,19 +507,24 @@ func (t *Trainer) weigh(fitness []float64, center Score) Stats {
 
 // weightedNoise writes Σ_p w_p ε_p over parameters lo... to acc, summing the
 // pairs in index order whoever computes it (the same bits for any worker).
-func (t *Trainer) weightedNoise(acc []float32, lo int) {
+func (t *Trainer) weightedNoise(w int, acc []float32, lo int) {
 	hi := lo + len(acc)
 	if t.lowRank != nil { // computed whole by lowRankEstimate
 		copy(acc, t.lowRank.grad[lo:hi])
 		return
 	}
 	clear(acc)
+	// The pairs with a weight: a zero weight adds only zeros, and the sum
+	// (from +0, rounded to nearest) is never −0, so skipping it changes no
+	// bit.
+	eps, wts := t.epsBuf[w][:0], t.wtsBuf[w][:0]
 	for p, wt := range t.weights {
-		if wt == 0 { // adds only zeros; skipping it changes no bit
-			continue
+		if wt != 0 {
+			off := t.offsets[p]
+			eps, wts = append(eps, t.Noise.Values[off+lo:off+hi]), append(wts, wt)
 		}
-		off := t.offsets[p]
-		kernels.AddScaled(kernels.IEEE, acc, acc, t.Noise.Values[off+lo:off+hi], wt)
 	}
+	t.epsBuf[w], t.wtsBuf[w] = eps, wts
+	kernels.WeightedSum(kernels.IEEE, acc, eps, wts)
 	t.guide.mix(acc, lo)
 }

@@ -32,6 +32,7 @@ type backend struct {
 	biasAdd      func(dst, src, bias *float32, rows, cols int, mode uint32)
 	biasAddScale func(dst, src, bias *float32, rows, cols int, scale float32, mode uint32)
 	addScaled    func(dst, x, y *float32, n int, s float32, mode uint32)
+	weightedSum  func(acc *float32, n int, eps **float32, w *float32, pairs int, mode uint32)
 
 	// The self-test's outcome, computed once (selftest.go).
 	checked  sync.Once

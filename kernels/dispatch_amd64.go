@@ -38,11 +38,11 @@ func mxcsrMode(env Env) (uint32, bool) { return env.MXCSR() }
 
 var (
 	avx2Backend = &backend{name: "avx2", kern: avx2Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX}
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX, weightedSum: weightedSumAVX}
 	// The elementwise passes are memory-bound: the ymm kernels serve
 	// AVX-512 too.
 	avx512Backend = &backend{name: "avx512", kern: avx512Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX}
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX, weightedSum: weightedSumAVX}
 )
 
 // simdBackends lists the SIMD backends this CPU and OS can run, fastest

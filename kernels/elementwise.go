@@ -124,6 +124,58 @@ func (be *backend) addScaledTo(env Env, dst, x, y []float32, s float32) {
 	}
 }
 
+// WeightedSum adds w[p]·eps[p] to acc for p = 0, 1, ... in that order,
+// element by element in env: acc[i] = acc[i] + w[p]·eps[p][i], each product
+// rounded, then the sum, never fused: the bits of AddScaled(env, acc, acc,
+// eps[p], w[p]) for each p in turn. Evolution strategies sum the pairs'
+// weighted noise with it. The SIMD backends fold weightedSumGroup pairs
+// into each pass over a block of acc, holding the block in registers while
+// the noise streams past; the others run AddScaled pair by pair. Every
+// eps[p] holds at least len(acc) values; len(w) = len(eps).
+func WeightedSum(env Env, acc []float32, eps [][]float32, w []float32) {
+	if !env.Valid() {
+		panic(fmt.Sprintf("kernels.WeightedSum: invalid denormal environment %v", env))
+	}
+	if len(w) != len(eps) {
+		panic(fmt.Sprintf("kernels.WeightedSum: %d weights for %d noise slices", len(w), len(eps)))
+	}
+	for p, e := range eps {
+		if len(e) < len(acc) {
+			panic(fmt.Sprintf("kernels.WeightedSum: noise slice %d holds %d values, acc %d", p, len(e), len(acc)))
+		}
+	}
+	if len(acc) == 0 || len(eps) == 0 {
+		return
+	}
+	mode, ok := active.elementwiseMode(env)
+	if !ok || active.weightedSum == nil {
+		for p, e := range eps {
+			AddScaled(env, acc, acc, e, w[p])
+		}
+		return
+	}
+	var ptrs [weightedSumGroup]*float32
+	for lo := 0; lo < len(acc); lo += weightedSumBlock {
+		hi := min(lo+weightedSumBlock, len(acc))
+		for p0 := 0; p0 < len(eps); p0 += weightedSumGroup {
+			g := min(weightedSumGroup, len(eps)-p0)
+			for q := 0; q < g; q++ {
+				ptrs[q] = &eps[p0+q][lo]
+			}
+			active.weightedSum(&acc[lo], hi-lo, &ptrs[0], &w[p0], g, mode)
+		}
+	}
+}
+
+// weightedSumGroup is the number of noise streams one pass of WeightedSum
+// reads at once, and weightedSumBlock the elements of acc it covers: one
+// call then does about 32k multiply-adds, and the block (16 KiB) stays in L1
+// between the groups of pairs.
+const (
+	weightedSumGroup = 8
+	weightedSumBlock = 4096
+)
+
 // Scale writes src·2^e in env to dst (which may alias src); -126 <= e <= 127.
 // It is not vectorised: the network scales bias vectors with it, not
 // activations.

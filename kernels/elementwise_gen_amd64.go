@@ -26,3 +26,11 @@ func biasAddScaleRowsAVX(dst *float32, src *float32, bias *float32, rows int, co
 //
 //go:noescape
 func addScaledAVX(dst *float32, x *float32, y *float32, n int, s float32, mxcsr uint32)
+
+// weightedSumAVX adds, for p = 0 .. pairs-1 in order, w[p]·eps[p][i] to acc[i] for i < n,
+// each product rounded before its add (the bits of pairs addScaled calls on
+// acc), with MXCSR = mxcsr; the caller's MXCSR is restored before
+// returning. Requires n >= 1 and pairs >= 1.
+//
+//go:noescape
+func weightedSumAVX(acc *float32, n int, eps **float32, w *float32, pairs int, mxcsr uint32)

@@ -132,3 +132,48 @@ func TestMatMulPackedMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// WeightedSum against AddScaled's reference pair by pair, on every backend
+// and environment, with lengths that leave every tail (blocks of 32, of 8,
+// single elements) and pair counts around the group size; weights include
+// zero, negative zero and tiny values so signed zeros and flushes occur.
+func TestWeightedSumMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(29, 30))
+	vals := elementwiseOperands(r, 3000)
+	weights := []float32{0.25, -0.5, 0, float32(math.Copysign(0, -1)), 0x1p-126, -3, 0x1p-100, 1e-3, 7, -0x1p+60}
+	for _, n := range []int{1, 7, 8, 31, 32, 33, 100, 4097, 9000} {
+		for _, pairs := range []int{1, 2, weightedSumGroup - 1, weightedSumGroup, weightedSumGroup + 3, 3*weightedSumGroup + 1} {
+			eps := make([][]float32, pairs)
+			w := make([]float32, pairs)
+			for p := range eps {
+				eps[p] = make([]float32, n+p) // longer than acc is allowed
+				for i := range eps[p] {
+					eps[p][i] = vals[(i*7+p*131+n)%len(vals)]
+				}
+				w[p] = weights[(p+n)%len(weights)]
+			}
+			start := make([]float32, n)
+			for i := range start {
+				start[i] = vals[(i*13+pairs)%len(vals)]
+			}
+			for _, env := range Envs {
+				want := append([]float32(nil), start...)
+				for p := range eps {
+					for i := range want {
+						want[i] = Add(env, want[i], Mul(env, w[p], eps[p][i]))
+					}
+				}
+				for _, be := range testBackends() {
+					got := append([]float32(nil), start...)
+					withBackend(be, func() { WeightedSum(env, got, eps, w) })
+					markServed(be, env)
+					for i := range want {
+						if !sameBits(got[i], want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+							t.Fatalf("%s %v n=%d pairs=%d: element %d = %#08x, reference %#08x", be.name, env, n, pairs, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+						}
+					}
+				}
+			}
+		}
+	}
+}
