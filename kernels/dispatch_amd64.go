@@ -29,7 +29,10 @@ func newAMD64Kernel(tile func() (mr, nr int), kc, mc int, run, runCols kernelFun
 	transposeRows func(dst, src *float32, groups, cs int)) *microKernel {
 	mr, nr := tile()
 	return &microKernel{mr: mr, nr: nr, kc: kc, mc: mc / mr * mr, nc: 1024,
-		run: run, runCols: runCols, copyRows: copyRows, perturbRows: perturbRows, transposeRows: transposeRows}
+		run: run, runCols: runCols, copyRows: copyRows, perturbRows: perturbRows, transposeRows: transposeRows,
+		// The small shapes are vector-width agnostic ymm/xmm code, the
+		// same for every family.
+		shortK: matmulShortKAVX2, narrow: matmulNarrowAVX2}
 }
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess

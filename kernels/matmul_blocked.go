@@ -31,6 +31,13 @@ type microKernel struct {
 	// theta + s·eps (rs floats apart in both), the product rounded before
 	// the add, in IEEE: a perturbed member's B panel (MatMulPerturbed).
 	perturbRows func(dst, theta, eps *float32, kb, rs int, s float32)
+	// shortK, when not nil, runs a product whose chains are at most
+	// shortKMax steps (row-major A and B, read in place): a low-rank
+	// perturbation's u·B. narrow, when not nil, runs one with at most 4
+	// columns (x·A), one row's chains in one 4-lane register, the columns
+	// past n masked off by mask (n lanes of all ones).
+	shortK func(a, b, c *float32, m, n, k, lda, ldb, ldc int, mode uint32)
+	narrow func(a, b, c *float32, m, k, lda, ldb, ldc int, mask *uint32, mode uint32)
 	// free holds scratch memory between calls. Not a sync.Pool: a pool is
 	// emptied at every GC, and reallocating a megabyte of scratch per call
 	// then causes the next GC.
@@ -84,6 +91,9 @@ func (s *blockScratch) packedB(size int) []float32 {
 // mr. When all rows fit one row block, each B panel is packed just before
 // its kernel call and is still in L1 when the kernel reads it.
 func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
+	if a.cs == 1 && b.cs == 1 && b.eps == nil && kern.smallShape(mode, c, ldc, a, b, m, k, n) {
+		return
+	}
 	s := kern.scratch()
 	defer kern.release(s)
 	nr := kern.nr
@@ -281,4 +291,36 @@ func copyBlock(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	for r := 0; r < rows; r++ {
 		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
 	}
+}
+
+// shortKMax is the longest chain shortK runs: beyond it the packed kernel's
+// register tile wins.
+const shortKMax = 8
+
+// narrowMasks[n] selects the first n of 4 lanes.
+var narrowMasks = [5][4]uint32{{}, {^uint32(0)}, {^uint32(0), ^uint32(0)}, {^uint32(0), ^uint32(0), ^uint32(0)},
+	{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}}
+
+// smallShape runs the product in place, without packing, when it has at
+// most 4 columns (narrow) or chains of at most shortKMax steps (shortK),
+// and reports whether it did. Each call covers whole rows, about 2^20
+// fused multiply-adds at most, so the garbage collector is not held up.
+func (kern *microKernel) smallShape(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) bool {
+	switch {
+	case n <= 4 && kern.narrow != nil:
+		step := max(1, (1<<20)/(k*n))
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			kern.narrow(&a.data[i0*a.rs], &b.data[0], &c[i0*ldc], rows, k, a.rs, b.rs, ldc, &narrowMasks[n][0], mode)
+		}
+		return true
+	case k <= shortKMax && kern.shortK != nil:
+		step := max(1, (1<<20)/(k*n))
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			kern.shortK(&a.data[i0*a.rs], &b.data[0], &c[i0*ldc], rows, n, k, a.rs, b.rs, ldc, mode)
+		}
+		return true
+	}
+	return false
 }

@@ -123,3 +123,22 @@ func transposeRowsAVX512Twin(dst *float32, src *float32, groups int, cs int)
 
 // matmulTileAVX512Twin returns the register tile of the AVX2+FMA, test-only twin of the AVX-512 tile kernels: 10 rows × 8 columns.
 func matmulTileAVX512Twin() (mr int, nr int)
+
+// matmulShortKAVX2 continues, for each of m rows and n columns of C (row stride ldc), the
+// chain C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B
+// row-major (row strides lda, ldb), without packing: for short chains.
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires m, n, k >= 1.
+//
+//go:noescape
+func matmulShortKAVX2(a *float32, b *float32, c *float32, m int, n int, k int, lda int, ldb int, ldc int, mxcsr uint32)
+
+// matmulNarrowAVX2 continues, for each of m rows of C (row stride ldc) and the n <= 4
+// columns that mask selects (n lanes of all ones), the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B
+// row-major (row strides lda, ldb), one row's chains in the lanes of an xmm register.
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires m, k >= 1.
+//
+//go:noescape
+func matmulNarrowAVX2(a *float32, b *float32, c *float32, m int, k int, lda int, ldb int, ldc int, mask *uint32, mxcsr uint32)

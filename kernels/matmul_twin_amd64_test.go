@@ -20,6 +20,12 @@ func init() {
 		twin := newAMD64Kernel(matmulTileAVX512Twin, 192, 120, matmulKernelAVX512Twin, matmulKernelAVX512TwinCols,
 			copyRowsAVX512Twin, perturbRowsAVX512Twin, transposeRowsAVX512Twin)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
+		// The AVX2 tiles alone, without the small-shape kernels, so that
+		// the packed path stays tested on the shapes those take over.
+		tiles := newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
+			copyRowsAVX2, perturbRowsAVX2, transposeRowsAVX2)
+		tiles.shortK, tiles.narrow = nil, nil
+		extraTestBackends = append(extraTestBackends, &backend{name: "avx2-tiles", kern: tiles, envMode: mxcsrMode})
 	}
 	coverageKernels["avx2"], coverageKernels["avx512"] = avx2Kernel, avx512Kernel
 }

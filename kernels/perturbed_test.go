@@ -177,3 +177,29 @@ func TestWeightedSumMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+// The small-shape kernels (at most 4 columns; chains of at most shortKMax
+// steps) on shapes around their blocks: 8-row groups and single rows,
+// 32-, 8- and 1-column blocks, every environment and every form.
+func TestMatMulSmallShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(31, 32))
+	var shapes [][3]int
+	for _, n := range []int{1, 2, 3, 4} {
+		for _, m := range []int{1, 7, 8, 9, 17, 200} {
+			shapes = append(shapes, [3]int{m, 1 + r.IntN(300), n})
+		}
+	}
+	for k := 1; k <= shortKMax+1; k++ {
+		for _, n := range []int{5, 8, 31, 32, 33, 41, 512} {
+			shapes = append(shapes, [3]int{1 + r.IntN(20), k, n})
+		}
+	}
+	for si, sh := range shapes {
+		c := newMMCase(r, sh[0], sh[1], sh[2], mmScales[si%len(mmScales)])
+		for _, env := range Envs {
+			for _, f := range mmForms {
+				mmCheck(t, env, f, c)
+			}
+		}
+	}
+}

@@ -76,6 +76,8 @@ func main() {
 		genTransposeRows("transposeRows"+family, f.nr())
 		genTile("matmulTile"+family, f)
 	}
+	genShortK("matmulShortKAVX2")
+	genNarrow("matmulNarrowAVX2")
 	Generate()
 }
 
@@ -444,6 +446,228 @@ func genTransposeRows(name string, width int) {
 	ADDQ(U32(4*8*width), dst)
 	DECQ(groups)
 	JNZ(LabelRef(name + "_group"))
+	VZEROUPPER()
+	RET()
+}
+
+// genShortK generates name(a, b, c *float32, m, n, k, lda, ldb, ldc int,
+// mxcsr uint32): the product for a short chain, k of at most a few steps
+// (the rank of a low-rank perturbation). For each row of C it continues
+// every element's chain over p < k, c[i][j] = fma(a[i][p], b[p][j],
+// c[i][j]) in increasing p, 32 columns at a time in four ymm sums, then 8,
+// then one (scalar FMA). B is read in place (row stride ldb): k rows of B
+// stay in L1, so there is nothing to pack.
+func genShortK(name string) {
+	TEXT(name, NOSPLIT, "func(a, b, c *float32, m, n, k, lda, ldb, ldc int, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s continues, for each of m rows and n columns of C (row stride ldc), the", name),
+		"chain C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B",
+		"row-major (row strides lda, ldb), without packing: for short chains.",
+		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
+		"Requires m, n, k >= 1.",
+	)
+	a := Load(Param("a"), GP64())
+	c := Load(Param("c"), GP64())
+	lda := Load(Param("lda"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), lda)
+	SHLQ(Imm(2), ldb)
+	SHLQ(Imm(2), ldc)
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	rowsLeft := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+	tmp := GP64()
+	Load(Param("m"), tmp)
+	MOVQ(tmp, rowsLeft)
+
+	n := GP64()
+	j := GP64()  // column index
+	bp := GP64() // B[p][j]
+	ap := GP64() // A[i][p]
+	p := GP64()  // steps left
+	end32, end8 := GP64(), GP64()
+	Load(Param("n"), n)
+	MOVQ(n, end32)
+	ANDQ(I32(-32), end32)
+	MOVQ(n, end8)
+	ANDQ(I32(-8), end8)
+
+	sums := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3}
+	bcast := reg.Y4
+	Label(name + "_row")
+	XORQ(j, j)
+	// pass: columns in blocks of vecs×lanes while j < end.
+	pass := func(label string, end reg.Register, vecs, lanes int) {
+		Label(label)
+		CMPQ(j, end)
+		JAE(LabelRef(label + "_done"))
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: c, Index: j, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(m, sums[v].AsX())
+			} else {
+				VMOVUPS(m, sums[v])
+			}
+		}
+		Load(Param("b"), bp)
+		LEAQ(Mem{Base: bp, Index: j, Scale: 4}, bp)
+		MOVQ(a, ap)
+		Load(Param("k"), p)
+		Label(label + "_step")
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: bp, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				if v == 0 {
+					VMOVSS(Mem{Base: ap}, bcast.AsX())
+				}
+				VFMADD231SS(m, bcast.AsX(), sums[v].AsX())
+			} else {
+				if v == 0 {
+					VBROADCASTSS(Mem{Base: ap}, bcast)
+				}
+				VFMADD231PS(m, bcast, sums[v])
+			}
+		}
+		ADDQ(Imm(4), ap)
+		ADDQ(ldb, bp)
+		DECQ(p)
+		JNZ(LabelRef(label + "_step"))
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: c, Index: j, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(sums[v].AsX(), m)
+			} else {
+				VMOVUPS(sums[v], m)
+			}
+		}
+		ADDQ(U32(vecs*lanes), j)
+		JMP(LabelRef(label))
+		Label(label + "_done")
+	}
+	pass(name+"_cols32", end32, 4, 8)
+	pass(name+"_cols8", end8, 1, 8)
+	pass(name+"_cols1", n, 1, 1)
+	ADDQ(lda, a)
+	ADDQ(ldc, c)
+	DECQ(rowsLeft)
+	JNZ(LabelRef(name + "_row"))
+
+	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
+
+// genNarrow generates name(a, b, c *float32, m, k, lda, ldb, ldc int,
+// mask *uint32, mxcsr uint32): the product with at most 4 columns (x·A of
+// a low-rank perturbation). Each row's chains run in the lanes of one xmm
+// register, C[i][0..n) = fma(A[i][p], B[p][0..n), C[i][0..n)) for p < k in
+// increasing p, eight rows at a time so that eight chains hide the FMA
+// latency; the columns n..3 are masked off in every load and store of B and
+// C (mask: n lanes of all ones, then zeros).
+func genNarrow(name string) {
+	TEXT(name, NOSPLIT, "func(a, b, c *float32, m, k, lda, ldb, ldc int, mask *uint32, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s continues, for each of m rows of C (row stride ldc) and the n <= 4", name),
+		"columns that mask selects (n lanes of all ones), the chain",
+		"C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B",
+		"row-major (row strides lda, ldb), one row's chains in the lanes of an xmm register.",
+		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
+		"Requires m, k >= 1.",
+	)
+	a := Load(Param("a"), GP64())
+	c := Load(Param("c"), GP64())
+	lda := Load(Param("lda"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), lda)
+	SHLQ(Imm(2), ldb)
+	SHLQ(Imm(2), ldc)
+	mk := Load(Param("mask"), GP64())
+	mask := reg.X15
+	VMOVDQU(Mem{Base: mk}, mask)
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+
+	m := GP64()
+	Load(Param("m"), m)
+	bp, p := GP64(), GP64()
+	bvec, bcast := reg.X8, reg.X9
+	sums := []reg.VecPhysical{reg.X0, reg.X1, reg.X2, reg.X3, reg.X4, reg.X5, reg.X6, reg.X7}
+	// Rows q of a group are at base[q/3] + (q%3)·lda.
+	bases := []reg.GPVirtual{GP64(), GP64(), GP64()}
+	row := func(q int) Mem {
+		mm := Mem{Base: bases[q/3]}
+		if q%3 != 0 {
+			mm.Index, mm.Scale = lda, uint8(q%3)
+		}
+		return mm
+	}
+	cp := GP64()
+	// group emits rows rows at a time (8, then 1) while m >= rows.
+	group := func(label string, rows int) {
+		Label(label)
+		CMPQ(m, Imm(uint64(rows)))
+		JB(LabelRef(label + "_done"))
+		MOVQ(c, cp)
+		for q := 0; q < rows; q++ {
+			VMASKMOVPS(Mem{Base: cp}, mask, sums[q])
+			if q < rows-1 {
+				ADDQ(ldc, cp)
+			}
+		}
+		MOVQ(a, bases[0])
+		for bi := 1; bi < len(bases) && 3*bi < rows; bi++ {
+			IMUL3Q(Imm(uint64(3*bi)), lda, bases[bi])
+			ADDQ(a, bases[bi])
+		}
+		Load(Param("b"), bp)
+		Load(Param("k"), p)
+		Label(label + "_step")
+		VMASKMOVPS(Mem{Base: bp}, mask, bvec)
+		for q := 0; q < rows; q++ {
+			VBROADCASTSS(row(q), bcast)
+			VFMADD231PS(bvec, bcast, sums[q])
+		}
+		for bi := 0; bi < len(bases) && 3*bi < rows; bi++ {
+			ADDQ(Imm(4), bases[bi])
+		}
+		ADDQ(ldb, bp)
+		DECQ(p)
+		JNZ(LabelRef(label + "_step"))
+		MOVQ(c, cp)
+		for q := 0; q < rows; q++ {
+			VMASKMOVPS(sums[q], mask, Mem{Base: cp})
+			if q < rows-1 {
+				ADDQ(ldc, cp)
+			}
+		}
+		for q := 0; q < rows; q++ {
+			ADDQ(lda, a)
+			ADDQ(ldc, c)
+		}
+		SUBQ(Imm(uint64(rows)), m)
+		JMP(LabelRef(label))
+		Label(label + "_done")
+	}
+	group(name+"_rows8", 8)
+	group(name+"_rows1", 1)
+
+	LDMXCSR(saved)
 	VZEROUPPER()
 	RET()
 }
