@@ -7,6 +7,11 @@ package kernels
 
 import "sync"
 
+// perturbedNC is the column block of a perturbed product: its packed
+// K-block (at most 256 rows × 256 columns, 256 KiB) stays in L2 beside the
+// block of A.
+const perturbedNC = 256
+
 // microKernel is one assembly kernel with its tile and cache-block sizes.
 type microKernel struct {
 	mr, nr int // the register tile: mr rows × nr columns
@@ -27,10 +32,11 @@ type microKernel struct {
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
-	// perturbRows, when not nil, packs kb rows of nr floats of
-	// theta + s·eps (rs floats apart in both), the product rounded before
-	// the add, in IEEE: a perturbed member's B panel (MatMulPerturbed).
-	perturbRows func(dst, theta, eps *float32, kb, rs int, s float32)
+	// perturbBlock, when not nil, packs whole B panels of theta + s·eps
+	// (rows rs floats apart in both), the product rounded before the add,
+	// in IEEE, reading row by row: a perturbed member's weights
+	// (MatMulPerturbed).
+	perturbBlock func(dst, theta, eps *float32, kb, panels, rs int, s float32)
 	// shortK, when not nil, runs a product whose chains are at most
 	// shortKMax steps (row-major A and B, read in place): a low-rank
 	// perturbation's u·B. narrow, when not nil, runs one with at most 4
@@ -101,11 +107,18 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 	// load and store of C for a few steps.
 	nkb := (k + kern.kc - 1) / kern.kc
 	kstep := (k + nkb - 1) / nkb
-	for jc := 0; jc < n; jc += kern.nc {
-		nb := min(kern.nc, n-jc)
+	// A perturbed member's weights are packed a block at a time, row by
+	// row, so that θ and the noise stream sequentially (packPerturbed);
+	// perturbedNC keeps the block in L2.
+	perturbed, nc := b.eps != nil, kern.nc
+	if perturbed {
+		nc = min(nc, perturbedNC)
+	}
+	for jc := 0; jc < n; jc += nc {
+		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kstep {
 			kb := min(kstep, k-pc)
-			if m <= kern.mc {
+			if m <= kern.mc && !perturbed {
 				ab := kern.prepareA(s, a, 0, m, pc, kb, nb)
 				panel := s.packedB(kb * nr)
 				for j0 := 0; j0 < nb; j0 += nr {
@@ -115,8 +128,12 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 				continue
 			}
 			packed := s.packedB(kb * (nb + nr - 1) / nr * nr)
-			for j0 := 0; j0 < nb; j0 += nr {
-				kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+			if perturbed {
+				kern.packPerturbed(packed, b, pc, kb, jc, nb)
+			} else {
+				for j0 := 0; j0 < nb; j0 += nr {
+					kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+				}
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
@@ -218,10 +235,6 @@ func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 	nr := kern.nr
 	src := b.sub(pc, j0)
 	if src.eps != nil { // a perturbed member: row-major only (MatMulPerturbed)
-		if nw == nr && kern.perturbRows != nil {
-			kern.perturbRows(&panel[0], &src.data[0], &src.eps[0], kb, src.rs, src.s)
-			return
-		}
 		for p := 0; p < kb; p++ {
 			row := panel[p*nr : p*nr+nr]
 			perturbRow(row[:nw], src.data[p*src.rs:], src.eps[p*src.rs:], src.s)
@@ -266,6 +279,22 @@ func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 		for j := range row {
 			row[j] = src.data[j*cs+p]
 		}
+	}
+}
+
+// packPerturbed packs the kb×nb block at (pc, jc) of a perturbed B (b.eps
+// set) into packed, panel after panel of kb×nr: the whole panels row by row
+// (perturbBlock), a last partial one, zero-padded, by packB.
+func (kern *microKernel) packPerturbed(packed []float32, b matrix, pc, kb, jc, nb int) {
+	nr := kern.nr
+	j0 := 0
+	if kern.perturbBlock != nil && nb >= nr {
+		src := b.sub(pc, jc)
+		kern.perturbBlock(&packed[0], &src.data[0], &src.eps[0], kb, nb/nr, src.rs, src.s)
+		j0 = nb / nr * nr
+	}
+	for ; j0 < nb; j0 += nr {
+		kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
 	}
 }
 

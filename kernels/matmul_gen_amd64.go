@@ -29,12 +29,12 @@ func matmulKernelAVX2Cols(a *float32, b *float32, c *float32, kc int, lda int, l
 //go:noescape
 func copyRowsAVX2(dst *float32, src *float32, kb int, rs int)
 
-// perturbRowsAVX2 packs kb rows of 16 floats of theta + s·eps (rows rs floats apart in both)
-// to consecutive rows of dst, the product rounded before the add, under the
-// caller's MXCSR (Go's: IEEE). Requires kb >= 1.
+// perturbBlockAVX2 packs panels B panels of 16 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
 //
 //go:noescape
-func perturbRowsAVX2(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+func perturbBlockAVX2(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 
 // transposeRowsAVX2 packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
@@ -69,12 +69,12 @@ func matmulKernelAVX512Cols(a *float32, b *float32, c *float32, kc int, lda int,
 //go:noescape
 func copyRowsAVX512(dst *float32, src *float32, kb int, rs int)
 
-// perturbRowsAVX512 packs kb rows of 32 floats of theta + s·eps (rows rs floats apart in both)
-// to consecutive rows of dst, the product rounded before the add, under the
-// caller's MXCSR (Go's: IEEE). Requires kb >= 1.
+// perturbBlockAVX512 packs panels B panels of 32 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
 //
 //go:noescape
-func perturbRowsAVX512(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+func perturbBlockAVX512(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 
 // transposeRowsAVX512 packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
@@ -109,12 +109,12 @@ func matmulKernelAVX512TwinCols(a *float32, b *float32, c *float32, kc int, lda 
 //go:noescape
 func copyRowsAVX512Twin(dst *float32, src *float32, kb int, rs int)
 
-// perturbRowsAVX512Twin packs kb rows of 8 floats of theta + s·eps (rows rs floats apart in both)
-// to consecutive rows of dst, the product rounded before the add, under the
-// caller's MXCSR (Go's: IEEE). Requires kb >= 1.
+// perturbBlockAVX512Twin packs panels B panels of 8 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
 //
 //go:noescape
-func perturbRowsAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+func perturbBlockAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 
 // transposeRowsAVX512Twin packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //

@@ -453,31 +453,42 @@ copyRowsAVX2_row:
 	VZEROUPPER
 	RET
 
-// func perturbRowsAVX2(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// func perturbBlockAVX2(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 // Requires: AVX
-TEXT ·perturbRowsAVX2(SB), NOSPLIT, $0-44
+TEXT ·perturbBlockAVX2(SB), NOSPLIT, $0-52
 	MOVQ         dst+0(FP), AX
 	MOVQ         theta+8(FP), CX
 	MOVQ         eps+16(FP), DX
 	MOVQ         kb+24(FP), BX
-	MOVQ         rs+32(FP), SI
+	MOVQ         rs+40(FP), SI
 	SHLQ         $0x02, SI
-	VBROADCASTSS s+40(FP), Y0
+	MOVQ         BX, DI
+	SHLQ         $0x06, DI
+	VBROADCASTSS s+48(FP), Y0
 
-perturbRowsAVX2_row:
-	VMULPS  (DX), Y0, Y1
-	VMOVUPS (CX), Y2
+perturbBlockAVX2_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX2_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, (AX)
-	VMULPS  32(DX), Y0, Y1
-	VMOVUPS 32(CX), Y2
+	VMOVUPS Y1, (R10)
+	VMULPS  32(DX)(R9*1), Y0, Y1
+	VMOVUPS 32(CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, 32(AX)
+	VMOVUPS Y1, 32(R10)
+	ADDQ    $0x00000040, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX2_panel
 	ADDQ    SI, CX
 	ADDQ    SI, DX
 	ADDQ    $0x00000040, AX
 	DECQ    BX
-	JNZ     perturbRowsAVX2_row
+	JNZ     perturbBlockAVX2_row
 	VZEROUPPER
 	RET
 
@@ -1270,39 +1281,50 @@ copyRowsAVX512_row:
 	VZEROUPPER
 	RET
 
-// func perturbRowsAVX512(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// func perturbBlockAVX512(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 // Requires: AVX
-TEXT ·perturbRowsAVX512(SB), NOSPLIT, $0-44
+TEXT ·perturbBlockAVX512(SB), NOSPLIT, $0-52
 	MOVQ         dst+0(FP), AX
 	MOVQ         theta+8(FP), CX
 	MOVQ         eps+16(FP), DX
 	MOVQ         kb+24(FP), BX
-	MOVQ         rs+32(FP), SI
+	MOVQ         rs+40(FP), SI
 	SHLQ         $0x02, SI
-	VBROADCASTSS s+40(FP), Y0
+	MOVQ         BX, DI
+	SHLQ         $0x07, DI
+	VBROADCASTSS s+48(FP), Y0
 
-perturbRowsAVX512_row:
-	VMULPS  (DX), Y0, Y1
-	VMOVUPS (CX), Y2
+perturbBlockAVX512_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX512_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, (AX)
-	VMULPS  32(DX), Y0, Y1
-	VMOVUPS 32(CX), Y2
+	VMOVUPS Y1, (R10)
+	VMULPS  32(DX)(R9*1), Y0, Y1
+	VMOVUPS 32(CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, 32(AX)
-	VMULPS  64(DX), Y0, Y1
-	VMOVUPS 64(CX), Y2
+	VMOVUPS Y1, 32(R10)
+	VMULPS  64(DX)(R9*1), Y0, Y1
+	VMOVUPS 64(CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, 64(AX)
-	VMULPS  96(DX), Y0, Y1
-	VMOVUPS 96(CX), Y2
+	VMOVUPS Y1, 64(R10)
+	VMULPS  96(DX)(R9*1), Y0, Y1
+	VMOVUPS 96(CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, 96(AX)
+	VMOVUPS Y1, 96(R10)
+	ADDQ    $0x00000080, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX512_panel
 	ADDQ    SI, CX
 	ADDQ    SI, DX
 	ADDQ    $0x00000080, AX
 	DECQ    BX
-	JNZ     perturbRowsAVX512_row
+	JNZ     perturbBlockAVX512_row
 	VZEROUPPER
 	RET
 
@@ -2007,27 +2029,38 @@ copyRowsAVX512Twin_row:
 	VZEROUPPER
 	RET
 
-// func perturbRowsAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, rs int, s float32)
+// func perturbBlockAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 // Requires: AVX
-TEXT ·perturbRowsAVX512Twin(SB), NOSPLIT, $0-44
+TEXT ·perturbBlockAVX512Twin(SB), NOSPLIT, $0-52
 	MOVQ         dst+0(FP), AX
 	MOVQ         theta+8(FP), CX
 	MOVQ         eps+16(FP), DX
 	MOVQ         kb+24(FP), BX
-	MOVQ         rs+32(FP), SI
+	MOVQ         rs+40(FP), SI
 	SHLQ         $0x02, SI
-	VBROADCASTSS s+40(FP), Y0
+	MOVQ         BX, DI
+	SHLQ         $0x05, DI
+	VBROADCASTSS s+48(FP), Y0
 
-perturbRowsAVX512Twin_row:
-	VMULPS  (DX), Y0, Y1
-	VMOVUPS (CX), Y2
+perturbBlockAVX512Twin_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX512Twin_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
 	VADDPS  Y1, Y2, Y1
-	VMOVUPS Y1, (AX)
+	VMOVUPS Y1, (R10)
+	ADDQ    $0x00000020, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX512Twin_panel
 	ADDQ    SI, CX
 	ADDQ    SI, DX
 	ADDQ    $0x00000020, AX
 	DECQ    BX
-	JNZ     perturbRowsAVX512Twin_row
+	JNZ     perturbBlockAVX512Twin_row
 	VZEROUPPER
 	RET
 

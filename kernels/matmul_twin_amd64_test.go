@@ -3,7 +3,6 @@
 package kernels
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -18,12 +17,12 @@ import (
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
 		twin := newAMD64Kernel(matmulTileAVX512Twin, 192, 120, matmulKernelAVX512Twin, matmulKernelAVX512TwinCols,
-			copyRowsAVX512Twin, perturbRowsAVX512Twin, transposeRowsAVX512Twin)
+			copyRowsAVX512Twin, perturbBlockAVX512Twin, transposeRowsAVX512Twin)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
 		// The AVX2 tiles alone, without the small-shape kernels, so that
 		// the packed path stays tested on the shapes those take over.
 		tiles := newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
-			copyRowsAVX2, perturbRowsAVX2, transposeRowsAVX2)
+			copyRowsAVX2, perturbBlockAVX2, transposeRowsAVX2)
 		tiles.shortK, tiles.narrow = nil, nil
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx2-tiles", kern: tiles, envMode: mxcsrMode})
 	}
@@ -118,36 +117,13 @@ func TestGeneratedTiles(t *testing.T) {
 	}
 }
 
-// TestPerturbRowsAVX512 checks the 32-wide perturbed panel pack that only
+// TestPerturbBlockAVX512 checks the 32-wide perturbed block pack that only
 // the AVX-512 backend uses (AVX instructions: it runs here) against the
-// scalar reference; the other widths run in TestPerturbRowsMatchReference.
-func TestPerturbRowsAVX512(t *testing.T) {
+// scalar reference; the other widths run in TestPerturbBlockMatchesReference.
+func TestPerturbBlockAVX512(t *testing.T) {
 	if !cpuid.CPU.Supports(cpuid.AVX) {
 		t.Skip("no AVX on this CPU")
 	}
-	kern := newAMD64Kernel(matmulTileAVX512, 192, 120, nil, nil, copyRowsAVX512, perturbRowsAVX512, transposeRowsAVX512)
-	vals := elementwiseOperands(rand.New(rand.NewPCG(25, 26)), 2000)
-	for _, kb := range []int{1, 5, 192} {
-		rs := kern.nr + 9
-		theta, eps := make([]float32, kb*rs), make([]float32, kb*rs)
-		for i := range theta {
-			theta[i], eps[i] = vals[(i*11)%len(vals)], vals[(i*61+3)%len(vals)]
-		}
-		for _, s := range []float32{0.01, -0x1p-100, 0x1p-126, 3} {
-			panel := make([]float32, kb*kern.nr+1)
-			panel[len(panel)-1] = -1
-			kern.packB(panel[:kb*kern.nr], matrix{data: theta, rs: rs, cs: 1, eps: eps, s: s}, 0, kb, 0, kern.nr)
-			for p := 0; p < kb; p++ {
-				for j := 0; j < kern.nr; j++ {
-					want := Add(IEEE, theta[p*rs+j], Mul(IEEE, s, eps[p*rs+j]))
-					if got := panel[p*kern.nr+j]; !sameBits(got, want) && !(got != got && want != want) {
-						t.Fatalf("perturbRowsAVX512 kb=%d s=%g: [%d][%d] = %#08x, reference %#08x", kb, s, p, j, math.Float32bits(got), math.Float32bits(want))
-					}
-				}
-			}
-			if panel[len(panel)-1] != -1 {
-				t.Fatalf("perturbRowsAVX512 kb=%d wrote past the panel", kb)
-			}
-		}
-	}
+	kern := newAMD64Kernel(matmulTileAVX512, 192, 120, nil, nil, copyRowsAVX512, perturbBlockAVX512, transposeRowsAVX512)
+	checkPerturbedBlock(t, "avx512", kern, rand.New(rand.NewPCG(25, 26)))
 }

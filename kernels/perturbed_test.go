@@ -52,44 +52,55 @@ func TestMatMulPerturbedMatchesReference(t *testing.T) {
 	}
 }
 
-// The panel packers on the operands around every rounding and flushing
-// boundary of the multiply and the add, against the portable row loop
-// (perturbRow) and the scalar reference.
-func TestPerturbRowsMatchReference(t *testing.T) {
-	vals := elementwiseOperands(rand.New(rand.NewPCG(23, 24)), 3000)
+// The perturbed block packers on the operands around every rounding and
+// flushing boundary of the multiply and the add, against the scalar
+// reference, on every backend with a kernel.
+func TestPerturbBlockMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(23, 24))
 	for _, be := range testBackends() {
-		kern := be.kern
-		if kern == nil {
-			continue
+		if be.kern != nil {
+			checkPerturbedBlock(t, be.name, be.kern, r)
 		}
-		nr := kern.nr
-		for _, kb := range []int{1, 3, 200} {
-			rs := nr + 3
+	}
+}
+
+// checkPerturbedBlock packs perturbed blocks of 1, 3 and 200 rows, whole
+// and partial panels, through the blocked driver's packing and compares
+// every packed value, padding included, with the reference.
+func checkPerturbedBlock(t *testing.T, name string, kern *microKernel, r *rand.Rand) {
+	t.Helper()
+	vals := elementwiseOperands(r, 3000)
+	nr := kern.nr
+	for _, kb := range []int{1, 3, 200} {
+		for _, nb := range []int{nr, 3 * nr, 3*nr - 1, 1} {
+			rs := nb + 5
 			theta, eps := make([]float32, kb*rs), make([]float32, kb*rs)
 			for i := range theta {
 				theta[i], eps[i] = vals[(i*7)%len(vals)], vals[(i*131+5)%len(vals)]
 			}
 			for _, s := range []float32{0.01, -0x1p-100, 0x1p-126, 3, 0, 0x1p+100} {
-				for _, nw := range []int{nr, nr - 1, 1} {
-					panel := make([]float32, kb*nr+1)
-					panel[len(panel)-1] = -1
-					b := matrix{data: theta, rs: rs, cs: 1, eps: eps, s: s}
-					kern.packB(panel[:kb*nr], b, 0, kb, 0, nw)
+				panels := (nb + nr - 1) / nr
+				packed := make([]float32, kb*panels*nr+1)
+				packed[len(packed)-1] = -1
+				b := matrix{data: theta, rs: rs, cs: 1, eps: eps, s: s}
+				kern.packPerturbed(packed[:kb*panels*nr], b, 0, kb, 0, nb)
+				for q := 0; q < panels; q++ {
 					for p := 0; p < kb; p++ {
-						for j := 0; j < nr; j++ {
+						for jj := 0; jj < nr; jj++ {
+							j := q*nr + jj
 							want := float32(0)
-							if j < nw {
+							if j < nb {
 								want = Add(IEEE, theta[p*rs+j], Mul(IEEE, s, eps[p*rs+j]))
 							}
-							if got := panel[p*nr+j]; !sameBits(got, want) && !(got != got && want != want) {
-								t.Fatalf("%s packB perturbed kb=%d nw=%d s=%g: [%d][%d] = %#08x, reference %#08x",
-									be.name, kb, nw, s, p, j, math.Float32bits(got), math.Float32bits(want))
+							if got := packed[(q*kb+p)*nr+jj]; !sameBits(got, want) && !(got != got && want != want) {
+								t.Fatalf("%s perturbed block kb=%d nb=%d s=%g: panel %d [%d][%d] = %#08x, reference %#08x",
+									name, kb, nb, s, q, p, jj, math.Float32bits(got), math.Float32bits(want))
 							}
 						}
 					}
-					if panel[len(panel)-1] != -1 {
-						t.Fatalf("%s packB perturbed kb=%d wrote past the panel", be.name, kb)
-					}
+				}
+				if packed[len(packed)-1] != -1 {
+					t.Fatalf("%s perturbed block kb=%d nb=%d wrote past the block", name, kb, nb)
 				}
 			}
 		}

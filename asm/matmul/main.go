@@ -72,7 +72,7 @@ func main() {
 		f.name, f.aColumns = "matmulKernel"+family+"Cols", true
 		gen(f)
 		genCopyRows("copyRows"+family, f.nr())
-		genPerturbRows("perturbRows"+family, f.nr())
+		genPerturbBlock("perturbBlock"+family, f.nr())
 		genTransposeRows("transposeRows"+family, f.nr())
 		genTile("matmulTile"+family, f)
 	}
@@ -131,21 +131,22 @@ func genCopyRows(name string, width int) {
 	RET()
 }
 
-// genPerturbRows generates name(dst, theta, eps *float32, kb, rs int,
-// s float32): the B panel of a perturbed member, packed straight from θ
-// and its noise. For kb rows of width floats (rs floats apart in theta and
-// eps), dst[p*width+j] = theta[p*rs+j] + s·eps[p*rs+j], the product
-// rounded before the add, exactly as the elementwise addScaled kernel
-// (same instructions, same operand order). It runs under the caller's
-// MXCSR, which the Go ABI keeps at round-to-nearest with FTZ and DAZ off:
-// IEEE, as ES materialises members.
-func genPerturbRows(name string, width int) {
-	TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, rs int, s float32)")
+// genPerturbBlock generates name(dst, theta, eps *float32, kb, panels, rs
+// int, s float32): panels whole B panels of a perturbed member, packed row
+// by row. For p < kb and q < panels, dst[(q·kb + p)·width + j] =
+// theta[p·rs + q·width + j] + s·eps[p·rs + q·width + j], the product rounded
+// before the add, with the instructions and operand order of the
+// elementwise addScaled kernel. Reading θ and the noise row
+// by row keeps both streams sequential, which the hardware prefetchers
+// follow; a panel at a time would read one short piece of each row, a new
+// page every row or two, from memory the prefetchers cannot anticipate.
+func genPerturbBlock(name string, width int) {
+	TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, panels, rs int, s float32)")
 	Pragma("noescape")
 	Doc(
-		fmt.Sprintf("%s packs kb rows of %d floats of theta + s·eps (rows rs floats apart in both)", name, width),
-		"to consecutive rows of dst, the product rounded before the add, under the",
-		"caller's MXCSR (Go's: IEEE). Requires kb >= 1.",
+		fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps", name, width),
+		"(rows rs floats apart in both), row by row, the product rounded before the add,",
+		"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
 	)
 	dst := Load(Param("dst"), GP64())
 	theta := Load(Param("theta"), GP64())
@@ -153,6 +154,9 @@ func genPerturbRows(name string, width int) {
 	kb := Load(Param("kb"), GP64())
 	rs := Load(Param("rs"), GP64())
 	SHLQ(Imm(2), rs)
+	panelBytes := GP64() // one panel: kb rows of width floats
+	MOVQ(kb, panelBytes)
+	SHLQ(Imm(uint64(2+log2(width))), panelBytes)
 	sp, err := Param("s").Resolve()
 	if err != nil {
 		panic(err)
@@ -164,13 +168,22 @@ func genPerturbRows(name string, width int) {
 	}
 	prod := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	th := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	q, col, out := GP64(), GP64(), GP64()
 	Label(name + "_row")
+	Load(Param("panels"), q)
+	XORQ(col, col)
+	MOVQ(dst, out)
+	Label(name + "_panel")
 	for v := 0; v < width/8; v++ {
-		VMULPS(Mem{Base: eps, Disp: 32 * v}, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
-		VMOVUPS(Mem{Base: theta, Disp: 32 * v}, th[v])
+		VMULPS(Mem{Base: eps, Index: col, Scale: 1, Disp: 32 * v}, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
+		VMOVUPS(Mem{Base: theta, Index: col, Scale: 1, Disp: 32 * v}, th[v])
 		VADDPS(prod[v], th[v], prod[v]) // theta + s·eps: theta is the first operand
-		VMOVUPS(prod[v], Mem{Base: dst, Disp: 32 * v})
+		VMOVUPS(prod[v], Mem{Base: out, Disp: 32 * v})
 	}
+	ADDQ(U32(4*width), col)
+	ADDQ(panelBytes, out)
+	DECQ(q)
+	JNZ(LabelRef(name + "_panel"))
 	ADDQ(rs, theta)
 	ADDQ(rs, eps)
 	ADDQ(U32(4*width), dst)
@@ -178,6 +191,17 @@ func genPerturbRows(name string, width int) {
 	JNZ(LabelRef(name + "_row"))
 	VZEROUPPER()
 	RET()
+}
+
+func log2(x int) int {
+	n := 0
+	for 1<<n < x {
+		n++
+	}
+	if 1<<n != x {
+		panic(fmt.Sprintf("log2(%d): not a power of two", x))
+	}
+	return n
 }
 
 func gen(k kernel) {
