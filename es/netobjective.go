@@ -105,18 +105,24 @@ func (o *NetObjective) NewEvaluator() Evaluator {
 }
 
 type netEvaluator struct {
-	o  *NetObjective
-	ws *fpnet.Workspace
+	o       *NetObjective
+	ws      *fpnet.Workspace
+	wsMinus *fpnet.Workspace // a pair's minus member (EvaluatePerturbedPair)
 }
 
 func (e *netEvaluator) Evaluate(params []float32) Score {
 	return e.o.scoreLogits(e.o.Net.Forward(e.ws, params, e.o.x, e.o.Batch))
 }
 
-// EvaluatePerturbed makes the evaluator a PerturbedEvaluator: the network
-// perturbs its weights while packing them (fpnet.ForwardPerturbed).
-func (e *netEvaluator) EvaluatePerturbed(theta, eps []float32, s float32) Score {
-	return e.o.scoreLogits(e.o.Net.ForwardPerturbed(e.ws, theta, eps, s, e.o.x, e.o.Batch))
+// EvaluatePerturbedPair makes the evaluator a PerturbedEvaluator: the
+// network perturbs both members' weights while packing them
+// (fpnet.ForwardPerturbedPair).
+func (e *netEvaluator) EvaluatePerturbedPair(theta, eps []float32, s float32) (plus, minus Score) {
+	if e.wsMinus == nil {
+		e.wsMinus = e.o.Net.NewWorkspace(e.o.Batch)
+	}
+	lp, lm := e.o.Net.ForwardPerturbedPair(e.ws, e.wsMinus, theta, eps, s, e.o.x, e.o.Batch)
+	return e.o.scoreLogits(lp), e.o.scoreLogits(lm)
 }
 
 // scoreLogits scores one member's logits on the generation's minibatch.

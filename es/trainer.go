@@ -132,14 +132,15 @@ type Evaluator interface {
 	Evaluate(params []float32) Score
 }
 
-// PerturbedEvaluator is an Evaluator that also scores θ + s·ε, each
-// element the product s·ε rounded to float32, then the sum (addScaled),
-// without the trainer materialising that vector: the network applies the
-// perturbation while it packs its weights. The score must be the one
-// Evaluate gives the materialised vector.
+// PerturbedEvaluator is an Evaluator that also scores an antithetic pair,
+// θ + s·ε and θ + (−s)·ε, each element the product rounded to float32, then
+// the sum (kernels.AddScaled in IEEE), without the trainer materialising
+// either vector: the network applies the perturbation while it packs its
+// weights, for both members in one pass over the noise. The scores must be
+// the ones Evaluate gives the materialised vectors.
 type PerturbedEvaluator interface {
 	Evaluator
-	EvaluatePerturbed(theta, eps []float32, s float32) Score
+	EvaluatePerturbedPair(theta, eps []float32, s float32) (plus, minus Score)
 }
 
 // Stats summarises one generation.
@@ -333,7 +334,7 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	ev, s := t.evals[w], t.scratch[w]
 	eps := t.Noise.Slice(t.offsets[p], dim)
 	if pe, ok := ev.(PerturbedEvaluator); ok && t.guide == nil {
-		return pe.EvaluatePerturbed(t.Params, eps, t.isoSigma), pe.EvaluatePerturbed(t.Params, eps, -t.isoSigma)
+		return pe.EvaluatePerturbedPair(t.Params, eps, t.isoSigma)
 	}
 	kernels.AddScaled(kernels.IEEE, s, t.Params, eps, t.isoSigma)
 	t.guide.perturb(s, p, 1)

@@ -82,8 +82,45 @@ func (n *Net) ForwardPerturbed(ws *Workspace, theta, eps []float32, s float32, x
 	return n.forward(ws, theta, eps, s, x, batch)
 }
 
-// forward is Forward of params, or with eps != nil of params + s·eps.
-func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float32, batch int) []float32 {
+// ForwardPerturbedPair is ForwardPerturbed for both members of an
+// antithetic pair: theta + s·eps on wsPlus and theta + (−s)·eps on wsMinus,
+// the same bits as the two calls. Each layer packs both members' weights in
+// one pass over theta and eps (kernels.MatMulPerturbedPair), so the noise,
+// which nothing else shares, is read once for the pair.
+func (n *Net) ForwardPerturbedPair(wsPlus, wsMinus *Workspace, theta, eps []float32, s float32, x []float32, batch int) (plus, minus []float32) {
+	if n.Threads > 1 { // the pair product has no parallel form
+		return n.ForwardPerturbed(wsPlus, theta, eps, s, x, batch), n.ForwardPerturbed(wsMinus, theta, eps, -s, x, batch)
+	}
+	if len(eps) != len(theta) {
+		panic(fmt.Sprintf("fpnet: ForwardPerturbedPair got %d noise values for %d parameters", len(eps), len(theta)))
+	}
+	for _, ws := range []*Workspace{wsPlus, wsMinus} {
+		n.checkForward(ws, theta, x, batch)
+	}
+	pe := n.Recipe.ProductEnv
+	inP, inM := x, x
+	for l, ly := range wsPlus.views {
+		rows := batch * ly.FanOut
+		prodP, prodM := wsPlus.Prod[l][:rows], wsMinus.Prod[l][:rows]
+		kernels.MatMulPerturbedPair(pe, prodP, prodM, inP[:batch*ly.FanIn], inM[:batch*ly.FanIn], ly.W(theta), ly.W(eps), s, batch, ly.FanIn, ly.FanOut)
+		for _, m := range []struct {
+			ws   *Workspace
+			prod []float32
+			s    float32
+		}{{wsPlus, prodP, s}, {wsMinus, prodM, -s}} {
+			bias := m.ws.bias[l]
+			kernels.AddScaled(kernels.IEEE, bias, ly.B(theta), ly.B(eps), m.s)
+			n.Activate(l, m.ws.Act[l][:rows], m.prod, bias, m.ws.scaledBias[l], batch)
+		}
+		inP, inM = wsPlus.Act[l], wsMinus.Act[l]
+	}
+	last := len(wsPlus.views) - 1
+	return wsPlus.Act[last][:batch*n.Arch.Classes()], wsMinus.Act[last][:batch*n.Arch.Classes()]
+}
+
+// checkForward panics unless a forward pass of batch rows of x through
+// params fits the workspace and the architecture.
+func (n *Net) checkForward(ws *Workspace, params, x []float32, batch int) {
 	a := n.Arch
 	if batch < 0 || batch > ws.maxBatch {
 		panic(fmt.Sprintf("fpnet: Forward batch %d outside workspace's [0, %d]", batch, ws.maxBatch))
@@ -94,15 +131,21 @@ func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float
 	if len(x) < batch*a.Inputs() {
 		panic(fmt.Sprintf("fpnet: Forward input holds %d values, %d rows of %d need %d", len(x), batch, a.Inputs(), batch*a.Inputs()))
 	}
-	pe := n.Recipe.ProductEnv
-	threads := max(n.Threads, 1)
-	in := x
 	views := ws.views
 	for l, ly := range views {
 		if len(views) != a.Layers() || ly.FanIn != a.Sizes[l] || ly.FanOut != a.Sizes[l+1] {
 			panic(fmt.Sprintf("fpnet: Forward workspace was made for another architecture than %s", a))
 		}
 	}
+}
+
+// forward is Forward of params, or with eps != nil of params + s·eps.
+func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float32, batch int) []float32 {
+	n.checkForward(ws, params, x, batch)
+	pe := n.Recipe.ProductEnv
+	threads := max(n.Threads, 1)
+	in := x
+	views := ws.views
 	for l, ly := range views {
 		rows := batch * ly.FanOut
 		prod, act := ws.Prod[l][:rows], ws.Act[l][:rows]
@@ -117,7 +160,7 @@ func (n *Net) forward(ws *Workspace, params, eps []float32, s float32, x []float
 		n.Activate(l, act, prod, bias, ws.scaledBias[l], batch)
 		in = act
 	}
-	return ws.Act[len(views)-1][:batch*a.Classes()]
+	return ws.Act[len(views)-1][:batch*n.Arch.Classes()]
 }
 
 // Activate runs layer l's elementwise ops on batch rows of its product

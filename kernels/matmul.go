@@ -81,6 +81,31 @@ func MatMulPerturbed(env Env, dst, a, theta, eps []float32, s float32, m, k, n, 
 	run(be, env, mode, dst, av, bv, m, k, n, threads)
 }
 
+// MatMulPerturbedPair is MatMulPerturbed for the two members of an
+// antithetic pair: dstPlus = aPlus·(theta + s·eps) and dstMinus =
+// aMinus·(theta + (−s)·eps), the same bits as the two MatMulPerturbed calls.
+// The SIMD backends pack both members' weights in one pass over theta and
+// eps, and when aMinus is aPlus (a pair's first layer, on the same inputs)
+// prepare its blocks once.
+func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps []float32, s float32, m, k, n int) {
+	if len(eps) < k*n {
+		panic(fmt.Sprintf("kernels.MatMulPerturbedPair: eps holds %d values, k=%d n=%d need %d", len(eps), k, n, k*n))
+	}
+	checkDims("MatMulPerturbedPair", env, dstPlus, aPlus, theta, m, k, n)
+	checkDims("MatMulPerturbedPair", env, dstMinus, aMinus, theta, m, k, n)
+	be := active
+	mode, native := be.mode(env)
+	if !native || be.kern == nil || m == 0 || n == 0 || k == 0 {
+		MatMulPerturbed(env, dstPlus, aPlus, theta, eps, s, m, k, n, 1)
+		MatMulPerturbed(env, dstMinus, aMinus, theta, eps, -s, m, k, n, 1)
+		return
+	}
+	clear(dstPlus[:m*n])
+	clear(dstMinus[:m*n])
+	be.kern.productPair(mode, dstPlus, dstMinus, n, matrix{data: aPlus, rs: k, cs: 1}, matrix{data: aMinus, rs: k, cs: 1},
+		matrix{data: theta, rs: n, cs: 1, eps: eps, s: s}, m, k, n)
+}
+
 // matrix is a read-only strided view of a matrix operand: element (i, j) is
 // data[i*rs + j*cs]. Row-major storage has cs = 1; a transposed operand has
 // rs = 1.

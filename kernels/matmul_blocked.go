@@ -37,6 +37,9 @@ type microKernel struct {
 	// in IEEE, reading row by row: a perturbed member's weights
 	// (MatMulPerturbed).
 	perturbBlock func(dst, theta, eps *float32, kb, panels, rs int, s float32)
+	// perturbPairBlock, when not nil, is perturbBlock for both members of
+	// an antithetic pair, θ + s·ε and θ + (−s)·ε, reading θ and ε once.
+	perturbPairBlock func(dst, dstMinus, theta, eps *float32, kb, panels, rs int, s, sMinus float32)
 	// shortK, when not nil, runs a product whose chains are at most
 	// shortKMax steps (row-major A and B, read in place): a low-rank
 	// perturbation's u·B. narrow, when not nil, runs one with at most 4
@@ -295,6 +298,66 @@ func (kern *microKernel) packPerturbed(packed []float32, b matrix, pc, kb, jc, n
 	}
 	for ; j0 < nb; j0 += nr {
 		kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+	}
+}
+
+// productPair continues the chains of c1 with a1·(θ + s·ε) and of c2 with
+// a2·(θ − s·ε) (b holds θ, ε and s; the minus member's weights are
+// θ + (−s)·ε), each as product would: the two members' panels are packed
+// together, reading θ and ε once, and a1's block of A serves both when
+// a2 is a1.
+func (kern *microKernel) productPair(mode uint32, c1, c2 []float32, ldc int, a1, a2, b matrix, m, k, n int) {
+	s1, s2 := kern.scratch(), kern.scratch()
+	defer kern.release(s1)
+	defer kern.release(s2)
+	nr := kern.nr
+	kstep := kern.kstep(k)
+	shared := &a1.data[0] == &a2.data[0] && a1.rs == a2.rs && a1.cs == a2.cs
+	nc := min(kern.nc, perturbedPairNC)
+	for jc := 0; jc < n; jc += nc {
+		nb := min(nc, n-jc)
+		for pc := 0; pc < k; pc += kstep {
+			kb := min(kstep, k-pc)
+			size := kb * ((nb + nr - 1) / nr) * nr
+			plus, minus := s1.packedB(size), s2.packedB(size)
+			kern.packPerturbedPair(plus, minus, b, pc, kb, jc, nb)
+			for ic := 0; ic < m; ic += kern.mc {
+				mb := min(kern.mc, m-ic)
+				ab1 := kern.prepareA(s1, a1, ic, mb, pc, kb, nb)
+				for j0 := 0; j0 < nb; j0 += nr {
+					kern.tiles(mode, c1[ic*ldc+jc+j0:], ldc, ab1, s1, plus[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
+				}
+				ab2, s := ab1, s1
+				if !shared {
+					ab2, s = kern.prepareA(s2, a2, ic, mb, pc, kb, nb), s2
+				}
+				for j0 := 0; j0 < nb; j0 += nr {
+					kern.tiles(mode, c2[ic*ldc+jc+j0:], ldc, ab2, s, minus[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
+				}
+			}
+		}
+	}
+}
+
+// perturbedPairNC is the column block of a pair's product: its two packed
+// K-blocks (256 KiB at most) stay in L2 beside the blocks of A.
+const perturbedPairNC = 128
+
+// packPerturbedPair is packPerturbed for both members of a pair: plus gets
+// θ + s·ε, minus θ + (−s)·ε.
+func (kern *microKernel) packPerturbedPair(plus, minus []float32, b matrix, pc, kb, jc, nb int) {
+	nr := kern.nr
+	j0 := 0
+	if kern.perturbPairBlock != nil && nb >= nr {
+		src := b.sub(pc, jc)
+		kern.perturbPairBlock(&plus[0], &minus[0], &src.data[0], &src.eps[0], kb, nb/nr, src.rs, src.s, -src.s)
+		j0 = nb / nr * nr
+	}
+	bm := b
+	bm.s = -b.s
+	for ; j0 < nb; j0 += nr {
+		kern.packB(plus[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+		kern.packB(minus[j0*kb:j0*kb+kb*nr], bm, pc, kb, jc+j0, min(nr, nb-j0))
 	}
 }
 

@@ -36,6 +36,14 @@ func copyRowsAVX2(dst *float32, src *float32, kb int, rs int)
 //go:noescape
 func perturbBlockAVX2(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 
+// perturbPairBlockAVX2 packs panels B panels of 16 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX2(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+
 // transposeRowsAVX2 packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
@@ -76,6 +84,14 @@ func copyRowsAVX512(dst *float32, src *float32, kb int, rs int)
 //go:noescape
 func perturbBlockAVX512(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
 
+// perturbPairBlockAVX512 packs panels B panels of 32 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX512(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+
 // transposeRowsAVX512 packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
@@ -115,6 +131,14 @@ func copyRowsAVX512Twin(dst *float32, src *float32, kb int, rs int)
 //
 //go:noescape
 func perturbBlockAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+
+// perturbPairBlockAVX512Twin packs panels B panels of 8 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX512Twin(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
 
 // transposeRowsAVX512Twin packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //

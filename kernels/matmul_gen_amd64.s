@@ -492,6 +492,56 @@ perturbBlockAVX2_panel:
 	VZEROUPPER
 	RET
 
+// func perturbPairBlockAVX2(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX2(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x06, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX2_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX2_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	VMULPS  32(BX)(R10*1), Y0, Y2
+	VMOVUPS 32(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R11)
+	VMULPS  32(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R12)
+	ADDQ    $0x00000040, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX2_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX2_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX2(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX2(SB), NOSPLIT, $0-32
@@ -1328,6 +1378,70 @@ perturbBlockAVX512_panel:
 	VZEROUPPER
 	RET
 
+// func perturbPairBlockAVX512(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX512(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x07, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX512_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX512_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	VMULPS  32(BX)(R10*1), Y0, Y2
+	VMOVUPS 32(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R11)
+	VMULPS  32(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R12)
+	VMULPS  64(BX)(R10*1), Y0, Y2
+	VMOVUPS 64(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 64(R11)
+	VMULPS  64(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 64(R12)
+	VMULPS  96(BX)(R10*1), Y0, Y2
+	VMOVUPS 96(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 96(R11)
+	VMULPS  96(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 96(R12)
+	ADDQ    $0x00000080, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX512_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX512_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX512(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX512(SB), NOSPLIT, $0-32
@@ -2061,6 +2175,49 @@ perturbBlockAVX512Twin_panel:
 	ADDQ    $0x00000020, AX
 	DECQ    BX
 	JNZ     perturbBlockAVX512Twin_row
+	VZEROUPPER
+	RET
+
+// func perturbPairBlockAVX512Twin(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX512Twin(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x05, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX512Twin_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX512Twin_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	ADDQ    $0x00000020, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX512Twin_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX512Twin_row
 	VZEROUPPER
 	RET
 

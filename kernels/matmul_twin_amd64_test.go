@@ -17,12 +17,12 @@ import (
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
 		twin := newAMD64Kernel(matmulTileAVX512Twin, 192, 120, matmulKernelAVX512Twin, matmulKernelAVX512TwinCols,
-			copyRowsAVX512Twin, perturbBlockAVX512Twin, transposeRowsAVX512Twin)
+			copyRowsAVX512Twin, perturbBlockAVX512Twin, perturbPairBlockAVX512Twin, transposeRowsAVX512Twin)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
 		// The AVX2 tiles alone, without the small-shape kernels, so that
 		// the packed path stays tested on the shapes those take over.
 		tiles := newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
-			copyRowsAVX2, perturbBlockAVX2, transposeRowsAVX2)
+			copyRowsAVX2, perturbBlockAVX2, perturbPairBlockAVX2, transposeRowsAVX2)
 		tiles.shortK, tiles.narrow = nil, nil
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx2-tiles", kern: tiles, envMode: mxcsrMode})
 	}
@@ -124,6 +124,6 @@ func TestPerturbBlockAVX512(t *testing.T) {
 	if !cpuid.CPU.Supports(cpuid.AVX) {
 		t.Skip("no AVX on this CPU")
 	}
-	kern := newAMD64Kernel(matmulTileAVX512, 192, 120, nil, nil, copyRowsAVX512, perturbBlockAVX512, transposeRowsAVX512)
+	kern := newAMD64Kernel(matmulTileAVX512, 192, 120, nil, nil, copyRowsAVX512, perturbBlockAVX512, perturbPairBlockAVX512, transposeRowsAVX512)
 	checkPerturbedBlock(t, "avx512", kern, rand.New(rand.NewPCG(25, 26)))
 }

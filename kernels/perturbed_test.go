@@ -52,6 +52,47 @@ func TestMatMulPerturbedMatchesReference(t *testing.T) {
 	}
 }
 
+// MatMulPerturbedPair against two MatMulPerturbed oracles, with distinct
+// and shared left operands, on every backend and environment.
+func TestMatMulPerturbedPairMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(33, 34))
+	shapes := append(mmShapes(r), [3]int{130, 300, 40}, [3]int{100, 70, 300})
+	for si, sh := range shapes {
+		m, k, n := sh[0], sh[1], sh[2]
+		c := newMMCase(r, m, k, n, mmScales[si%len(mmScales)])
+		aMinus := newMMCase(r, m, k, 1, mmScales[si%len(mmScales)]).a
+		eps := newMMCase(r, 1, k, n, [3]int{0, 0, 0}).b
+		s := []float32{0.01, -0.01, 0x1p-126, -3}[si%4]
+		for _, env := range Envs {
+			for _, shared := range []bool{true, false} {
+				a2 := aMinus
+				if shared {
+					a2 = c.a
+				}
+				wantP, wantM := make([]float32, m*n), make([]float32, m*n)
+				perturbedOracle(env, wantP, c.a, c.b, eps, s, m, k, n)
+				perturbedOracle(env, wantM, a2, c.b, eps, -s, m, k, n)
+				for _, be := range testBackends() {
+					gotP, gotM := make([]float32, m*n), make([]float32, m*n)
+					for i := range gotP {
+						gotP[i], gotM[i] = float32(math.NaN()), float32(math.NaN())
+					}
+					withBackend(be, func() { MatMulPerturbedPair(env, gotP, gotM, c.a, a2, c.b, eps, s, m, k, n) })
+					markServed(be, env)
+					for i := range wantP {
+						for _, x := range [][2]float32{{gotP[i], wantP[i]}, {gotM[i], wantM[i]}} {
+							if !sameBits(x[0], x[1]) && !(x[0] != x[0] && x[1] != x[1]) {
+								t.Fatalf("%s %s MatMulPerturbedPair m=%d k=%d n=%d s=%g shared=%v: element %d = %#08x, reference %#08x (plus %v)",
+									be.name, env, m, k, n, s, shared, i, math.Float32bits(x[0]), math.Float32bits(x[1]), x == [2]float32{gotP[i], wantP[i]})
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // The perturbed block packers on the operands around every rounding and
 // flushing boundary of the multiply and the add, against the scalar
 // reference, on every backend with a kernel.
@@ -101,6 +142,20 @@ func checkPerturbedBlock(t *testing.T, name string, kern *microKernel, r *rand.R
 				}
 				if packed[len(packed)-1] != -1 {
 					t.Fatalf("%s perturbed block kb=%d nb=%d wrote past the block", name, kb, nb)
+				}
+				// The pair packer: plus must equal the single pack, minus
+				// the single pack with -s.
+				plus, minus := make([]float32, len(packed)-1), make([]float32, len(packed)-1)
+				kern.packPerturbedPair(plus, minus, b, 0, kb, 0, nb)
+				single := make([]float32, len(packed)-1)
+				bm := b
+				bm.s = -s
+				kern.packPerturbed(single, bm, 0, kb, 0, nb)
+				for i := range plus {
+					if !sameBits(plus[i], packed[i]) || !sameBits(minus[i], single[i]) {
+						t.Fatalf("%s perturbed pair block kb=%d nb=%d s=%g: element %d = %#08x/%#08x, single packs %#08x/%#08x",
+							name, kb, nb, s, i, math.Float32bits(plus[i]), math.Float32bits(minus[i]), math.Float32bits(packed[i]), math.Float32bits(single[i]))
+					}
 				}
 			}
 		}

@@ -72,7 +72,8 @@ func main() {
 		f.name, f.aColumns = "matmulKernel"+family+"Cols", true
 		gen(f)
 		genCopyRows("copyRows"+family, f.nr())
-		genPerturbBlock("perturbBlock"+family, f.nr())
+		genPerturbBlock("perturbBlock"+family, f.nr(), false)
+		genPerturbBlock("perturbPairBlock"+family, f.nr(), true)
 		genTransposeRows("transposeRows"+family, f.nr())
 		genTile("matmulTile"+family, f)
 	}
@@ -132,7 +133,9 @@ func genCopyRows(name string, width int) {
 }
 
 // genPerturbBlock generates name(dst, theta, eps *float32, kb, panels, rs
-// int, s float32): panels whole B panels of a perturbed member, packed row
+// int, s float32), or with pair name(dst, dstMinus, theta, eps *float32,
+// kb, panels, rs int, s, sMinus float32) for both members of an antithetic
+// pair at once (θ and the noise read once): panels whole B panels of a perturbed member, packed row
 // by row. For p < kb and q < panels, dst[(q·kb + p)·width + j] =
 // theta[p·rs + q·width + j] + s·eps[p·rs + q·width + j], the product rounded
 // before the add, with the instructions and operand order of the
@@ -140,15 +143,32 @@ func genCopyRows(name string, width int) {
 // by row keeps both streams sequential, which the hardware prefetchers
 // follow; a panel at a time would read one short piece of each row, a new
 // page every row or two, from memory the prefetchers cannot anticipate.
-func genPerturbBlock(name string, width int) {
-	TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, panels, rs int, s float32)")
+func genPerturbBlock(name string, width int, pair bool) {
+	if pair {
+		TEXT(name, NOSPLIT, "func(dst, dstMinus, theta, eps *float32, kb, panels, rs int, s, sMinus float32)")
+	} else {
+		TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, panels, rs int, s float32)")
+	}
 	Pragma("noescape")
-	Doc(
-		fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps", name, width),
-		"(rows rs floats apart in both), row by row, the product rounded before the add,",
-		"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
-	)
+	if pair {
+		Doc(
+			fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps to dst", name, width),
+			"and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta",
+			"and eps (rows rs floats apart) once, row by row, each product rounded before its add,",
+			"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
+		)
+	} else {
+		Doc(
+			fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps", name, width),
+			"(rows rs floats apart in both), row by row, the product rounded before the add,",
+			"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
+		)
+	}
 	dst := Load(Param("dst"), GP64())
+	var dstMinus reg.Register
+	if pair {
+		dstMinus = Load(Param("dstMinus"), GP64())
+	}
 	theta := Load(Param("theta"), GP64())
 	eps := Load(Param("eps"), GP64())
 	kb := Load(Param("kb"), GP64())
@@ -157,36 +177,60 @@ func genPerturbBlock(name string, width int) {
 	panelBytes := GP64() // one panel: kb rows of width floats
 	MOVQ(kb, panelBytes)
 	SHLQ(Imm(uint64(2+log2(width))), panelBytes)
-	sp, err := Param("s").Resolve()
-	if err != nil {
-		panic(err)
+	broadcast := func(name string) reg.VecVirtual {
+		p, err := Param(name).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		y := YMM()
+		VBROADCASTSS(p.Addr, y)
+		return y
 	}
-	sY := YMM()
-	VBROADCASTSS(sp.Addr, sY)
+	sY := broadcast("s")
+	var sMinusY reg.VecVirtual
+	if pair {
+		sMinusY = broadcast("sMinus")
+	}
 	if width%8 != 0 || width/8 > 4 {
 		panic(fmt.Sprintf("%s: width %d", name, width))
 	}
 	prod := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	prodMinus := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
 	th := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
-	q, col, out := GP64(), GP64(), GP64()
+	q, col, out, outMinus := GP64(), GP64(), GP64(), GP64()
 	Label(name + "_row")
 	Load(Param("panels"), q)
 	XORQ(col, col)
 	MOVQ(dst, out)
+	if pair {
+		MOVQ(dstMinus, outMinus)
+	}
 	Label(name + "_panel")
 	for v := 0; v < width/8; v++ {
-		VMULPS(Mem{Base: eps, Index: col, Scale: 1, Disp: 32 * v}, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
+		e := Mem{Base: eps, Index: col, Scale: 1, Disp: 32 * v}
+		VMULPS(e, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
 		VMOVUPS(Mem{Base: theta, Index: col, Scale: 1, Disp: 32 * v}, th[v])
 		VADDPS(prod[v], th[v], prod[v]) // theta + s·eps: theta is the first operand
 		VMOVUPS(prod[v], Mem{Base: out, Disp: 32 * v})
+		if pair {
+			VMULPS(e, sMinusY, prodMinus[v])
+			VADDPS(prodMinus[v], th[v], prodMinus[v])
+			VMOVUPS(prodMinus[v], Mem{Base: outMinus, Disp: 32 * v})
+		}
 	}
 	ADDQ(U32(4*width), col)
 	ADDQ(panelBytes, out)
+	if pair {
+		ADDQ(panelBytes, outMinus)
+	}
 	DECQ(q)
 	JNZ(LabelRef(name + "_panel"))
 	ADDQ(rs, theta)
 	ADDQ(rs, eps)
 	ADDQ(U32(4*width), dst)
+	if pair {
+		ADDQ(U32(4*width), dstMinus)
+	}
 	DECQ(kb)
 	JNZ(LabelRef(name + "_row"))
 	VZEROUPPER()
