@@ -84,9 +84,10 @@ func MatMulPerturbed(env Env, dst, a, theta, eps []float32, s float32, m, k, n, 
 // MatMulPerturbedPair is MatMulPerturbed for the two members of an
 // antithetic pair: dstPlus = aPlus·(theta + s·eps) and dstMinus =
 // aMinus·(theta + (−s)·eps), the same bits as the two MatMulPerturbed calls.
-// The SIMD backends pack both members' weights in one pass over theta and
-// eps, and when aMinus is aPlus (a pair's first layer, on the same inputs)
-// prepare its blocks once.
+// When all rows fit one row block, the SIMD backends pack both members'
+// weights in one pass over theta and eps, and when aMinus is aPlus (a
+// pair's first layer, on the same inputs) prepare its blocks once; with
+// more rows the packing is a small share and the members run one by one.
 func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps []float32, s float32, m, k, n int) {
 	if len(eps) < k*n {
 		panic(fmt.Sprintf("kernels.MatMulPerturbedPair: eps holds %d values, k=%d n=%d need %d", len(eps), k, n, k*n))
@@ -95,7 +96,7 @@ func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps [
 	checkDims("MatMulPerturbedPair", env, dstMinus, aMinus, theta, m, k, n)
 	be := active
 	mode, native := be.mode(env)
-	if !native || be.kern == nil || m == 0 || n == 0 || k == 0 {
+	if !native || be.kern == nil || m == 0 || n == 0 || k == 0 || m > be.kern.mc {
 		MatMulPerturbed(env, dstPlus, aPlus, theta, eps, s, m, k, n, 1)
 		MatMulPerturbed(env, dstMinus, aMinus, theta, eps, -s, m, k, n, 1)
 		return

@@ -7,9 +7,9 @@ package kernels
 
 import "sync"
 
-// perturbedNC is the column block of a perturbed product: its packed
-// K-block (at most 256 rows × 256 columns, 256 KiB) stays in L2 beside the
-// block of A.
+// perturbedNC is the column block of a perturbed product with one row
+// block: its packed K-block (at most 256 rows × 256 columns, 256 KiB) stays
+// in L2 beside the block of A.
 const perturbedNC = 256
 
 // microKernel is one assembly kernel with its tile and cache-block sizes.
@@ -111,10 +111,11 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 	nkb := (k + kern.kc - 1) / kern.kc
 	kstep := (k + nkb - 1) / nkb
 	// A perturbed member's weights are packed a block at a time, row by
-	// row, so that θ and the noise stream sequentially (packPerturbed);
-	// perturbedNC keeps the block in L2.
+	// row, so that θ and the noise stream sequentially (packPerturbed).
+	// With one row block, perturbedNC keeps the block in L2; with several,
+	// the full width is packed once for all of them, as unperturbed.
 	perturbed, nc := b.eps != nil, kern.nc
-	if perturbed {
+	if perturbed && m <= kern.mc {
 		nc = min(nc, perturbedNC)
 	}
 	for jc := 0; jc < n; jc += nc {
