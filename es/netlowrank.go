@@ -2,6 +2,7 @@ package es
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
@@ -28,13 +29,14 @@ import (
 // generation, and each deeper W_l is packed once per generation for the
 // kernel (BeginLowRank); u = x·A_1 is computed once for both members of a
 // pair, for several pairs in one product. Each member then runs its rows
-// in chunks small enough that a chunk's y stays in cache from its product
-// through the low-rank term to its elementwise ops. None of this changes a
-// bit: every element's chain is fixed.
+// through all the layers a chunk at a time (rows are independent), so that
+// a chunk's activations stay in cache from one layer to the next. None of
+// this changes a bit: every element's chain is fixed.
 
-// lowRankChunk is the number of a member's rows run together: a chunk's y
-// (lowRankChunk × 512 floats) stays in a 512 KiB L2 between the passes, and
-// it is a whole number of AVX2 (6) and AVX-512 (10) row tiles.
+// lowRankChunk is the number of a member's rows run together through the
+// layers: a chunk's activations (lowRankChunk × 512 floats per layer) stay
+// in a 512 KiB L2, and it is a whole number of AVX2 (6) and AVX-512 (10)
+// row tiles.
 const lowRankChunk = 120
 
 // Matrices makes the objective a LowRanker: the network's weight matrices.
@@ -70,21 +72,22 @@ func (o *NetObjective) NewLowRankEvaluator(rank int) LowRankEvaluator {
 	a := o.Net.Arch
 	// x·A_1 of this many pairs fills one 16-column panel of the kernel.
 	pairs := max(1, 16/rank)
-	maxOut := 0
-	for _, s := range a.Sizes[1:] {
-		maxOut = max(maxOut, s)
-	}
+	chunk := min(o.Batch, lowRankChunk)
 	e := &netLowRank{o: o, rank: rank, pairs: pairs,
 		aFirst:  make([]float32, a.Inputs()*pairs*rank),
 		uFirst:  make([]float32, o.Batch*pairs*rank),
-		u:       make([]float32, 2*o.Batch*rank),
-		y:       make([]float32, min(o.Batch, lowRankChunk)*maxOut),
-		bScaled: make([]float32, rank*maxOut),
-		bias:    make([]float32, maxOut),
-		scratch: make([]float32, maxOut),
+		u:       make([]float32, o.Batch*rank),
+		uChunk:  make([]float32, chunk*rank),
+		logits:  make([]float32, o.Batch*a.Classes()),
+		scratch: make([]float32, slices.Max(a.Sizes[1:])),
 	}
-	for _, s := range a.Sizes[1:] {
-		e.act = append(e.act, make([]float32, 2*o.Batch*s))
+	for l, s := range a.Sizes[1:] {
+		e.y = append(e.y, make([]float32, chunk*s))
+		e.bScaled = append(e.bScaled, make([]float32, rank*s))
+		e.bias = append(e.bias, make([]float32, s))
+		if l < a.Layers()-1 {
+			e.h = append(e.h, make([]float32, chunk*s))
+		}
 	}
 	return e
 }
@@ -92,13 +95,15 @@ func (o *NetObjective) NewLowRankEvaluator(rank int) LowRankEvaluator {
 type netLowRank struct {
 	o           *NetObjective
 	rank, pairs int
-	act         [][]float32 // per layer, one pair's activations: the plus member's Batch rows, then the minus member's
 	aFirst      []float32   // the pairs' A_1 side by side (inputs × pairs·r)
 	uFirst      []float32   // x·aFirst (Batch × pairs·r)
-	u           []float32   // one pair's h·A_l (2·Batch × r)
-	y           []float32   // one chunk of a member's layer output before its elementwise ops
-	bScaled     []float32   // B' = fl(c·B_l)
-	bias        []float32   // a member's perturbed bias
+	u           []float32   // one pair's x·A_1 (Batch × r)
+	uChunk      []float32   // a chunk's h·A_l
+	y           [][]float32 // per layer, a chunk's output before its elementwise ops
+	h           [][]float32 // per hidden layer, a chunk's activations
+	logits      []float32   // one member's
+	bScaled     [][]float32 // per layer, the member's B' = fl(c·B_l)
+	bias        [][]float32 // per layer, the member's perturbed bias
 	scratch     []float32   // fpnet.Activate's
 }
 
@@ -119,7 +124,14 @@ func (e *netLowRank) EvaluatePairs(theta []float32, pairs []LowRankNoise, sigma,
 		hi := min(lo+e.pairs, len(pairs))
 		e.firstProducts(pairs[lo:hi])
 		for i := lo; i < hi; i++ {
-			plus[i], minus[i] = e.evaluate(theta, &pairs[i], i-lo, hi-lo, sigma, sigmaR)
+			// Both members' u of the first layer: the pair's columns of
+			// x·A_1.
+			r, k := e.rank, (hi-lo)*e.rank
+			for row := 0; row < o.Batch; row++ {
+				copy(e.u[row*r:row*r+r], e.uFirst[row*k+(i-lo)*r:row*k+(i-lo)*r+r])
+			}
+			plus[i] = e.member(theta, &pairs[i], sigma, sigmaR)
+			minus[i] = e.member(theta, &pairs[i], -sigma, -sigmaR)
 		}
 	}
 }
@@ -139,58 +151,48 @@ func (e *netLowRank) firstProducts(pairs []LowRankNoise) {
 	kernels.MatMul(o.Net.Recipe.ProductEnv, e.uFirst[:o.Batch*k], o.x, aCat, o.Batch, fin, k)
 }
 
-// evaluate scores the pair's two members; the pair is the i-th of the n
-// whose x·A_1 firstProducts computed.
-func (e *netLowRank) evaluate(theta []float32, pn *LowRankNoise, i, n int, sigma, sigmaR float32) (plus, minus Score) {
+// member scores the member with scales s = ±σ and c = ±fl(σ/√r) of the
+// pair whose x·A_1 is in e.u. Its rows run through every layer a chunk at
+// a time (the rows are independent), so a chunk's activations stay in
+// cache from layer to layer.
+func (e *netLowRank) member(theta []float32, pn *LowRankNoise, s, c float32) Score {
 	o, r := e.o, e.rank
 	net, batch := o.Net, o.Batch
 	pe := net.Recipe.ProductEnv
+	views := net.Arch.LayerViews()
 	restOff := 0 // layer l's bias noise in Rest
-	var in []float32
-	for l, ly := range net.Arch.LayerViews() {
-		fin, fout := ly.FanIn, ly.FanOut
-		act := e.act[l]
-		if l == 0 {
-			// Both members' u: the pair's columns of x·A_1.
-			u, k := e.u[:batch*r], n*r
-			for row := 0; row < batch; row++ {
-				copy(u[row*r:row*r+r], e.uFirst[row*k+i*r:row*k+i*r+r])
-			}
-		} else {
-			kernels.MatMul(pe, e.u[:2*batch*r], in[:2*batch*fin], pn.A[l], 2*batch, fin, r)
+	for l, ly := range views {
+		bs := e.bScaled[l]
+		for j, v := range pn.B[l][:r*ly.FanOut] {
+			bs[j] = float32(c * v)
 		}
-		for m := 0; m < 2; m++ {
-			c, s := sigmaR, sigma
-			if m == 1 {
-				c, s = -sigmaR, -sigma
-			}
-			bs := e.bScaled[:r*fout]
-			for j, v := range pn.B[l][:r*fout] {
-				bs[j] = float32(c * v)
-			}
-			bias := e.bias[:fout]
-			kernels.AddScaled(kernels.IEEE, bias, ly.B(theta), pn.Rest[restOff:restOff+fout], s)
-			for r0 := 0; r0 < batch; r0 += lowRankChunk {
-				rows := min(lowRankChunk, batch-r0)
-				y := e.y[:rows*fout]
-				if l == 0 {
-					copy(y, o.first[r0*fout:(r0+rows)*fout])
-				} else {
-					h := in[(m*batch+r0)*fin : (m*batch+r0+rows)*fin]
-					kernels.MatMulPacked(pe, y, h, &o.packed[l], rows)
-				}
-				ur := r0 // u's rows for these: member 0 and 1 share x·A_1
-				if l > 0 {
-					ur += m * batch
-				}
-				kernels.MatMulAcc(pe, y, e.u[ur*r:(ur+rows)*r], bs, rows, r, fout)
-				out := (m*batch + r0) * fout
-				net.Activate(l, act[out:out+rows*fout], y, bias, e.scratch, rows)
-			}
-		}
-		restOff += fout
-		in = act
+		kernels.AddScaled(kernels.IEEE, e.bias[l], ly.B(theta), pn.Rest[restOff:restOff+ly.FanOut], s)
+		restOff += ly.FanOut
 	}
+	last := len(views) - 1
 	classes := net.Arch.Classes()
-	return o.scoreLogits(in[:batch*classes]), o.scoreLogits(in[batch*classes : 2*batch*classes])
+	for r0 := 0; r0 < batch; r0 += lowRankChunk {
+		rows := min(lowRankChunk, batch-r0)
+		var h []float32
+		for l, ly := range views {
+			fin, fout := ly.FanIn, ly.FanOut
+			y := e.y[l][:rows*fout]
+			u := e.u[r0*r : (r0+rows)*r] // the pair's x·A_1
+			if l == 0 {
+				copy(y, o.first[r0*fout:(r0+rows)*fout])
+			} else {
+				kernels.MatMulPacked(pe, y, h, &o.packed[l], rows)
+				u = e.uChunk[:rows*r]
+				kernels.MatMul(pe, u, h, pn.A[l], rows, fin, r)
+			}
+			kernels.MatMulAcc(pe, y, u, e.bScaled[l], rows, r, fout)
+			act := e.logits[r0*classes : (r0+rows)*classes]
+			if l < last {
+				act = e.h[l][:rows*fout]
+			}
+			net.Activate(l, act, y, e.bias[l], e.scratch, rows)
+			h = act
+		}
+	}
+	return o.scoreLogits(e.logits)
 }

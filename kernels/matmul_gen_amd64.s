@@ -2505,6 +2505,58 @@ matmulNarrowAVX2_rows8_step:
 	JMP          matmulNarrowAVX2_rows8
 
 matmulNarrowAVX2_rows8_done:
+matmulNarrowAVX2_rows4:
+	CMPQ       DI, $0x04
+	JB         matmulNarrowAVX2_rows4_done
+	MOVQ       CX, R8
+	VMASKMOVPS (R8), X15, X0
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X1
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X2
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X3
+	MOVQ       AX, R10
+	IMUL3Q     $0x03, DX, R11
+	ADDQ       AX, R11
+	MOVQ       b+8(FP), R8
+	MOVQ       k+32(FP), R9
+
+matmulNarrowAVX2_rows4_step:
+	VMASKMOVPS   (R8), X15, X8
+	VBROADCASTSS (R10), X9
+	VFMADD231PS  X8, X9, X0
+	VBROADCASTSS (R10)(DX*1), X9
+	VFMADD231PS  X8, X9, X1
+	VBROADCASTSS (R10)(DX*2), X9
+	VFMADD231PS  X8, X9, X2
+	VBROADCASTSS (R11), X9
+	VFMADD231PS  X8, X9, X3
+	ADDQ         $0x04, R10
+	ADDQ         $0x04, R11
+	ADDQ         BX, R8
+	DECQ         R9
+	JNZ          matmulNarrowAVX2_rows4_step
+	MOVQ         CX, R8
+	VMASKMOVPS   X0, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X1, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X2, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X3, X15, (R8)
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	SUBQ         $0x04, DI
+	JMP          matmulNarrowAVX2_rows4
+
+matmulNarrowAVX2_rows4_done:
 matmulNarrowAVX2_rows1:
 	CMPQ       DI, $0x01
 	JB         matmulNarrowAVX2_rows1_done

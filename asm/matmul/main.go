@@ -638,7 +638,7 @@ func genShortK(name string) {
 // a low-rank perturbation). Each row's chains run in the lanes of one xmm
 // register, C[i][0..n) = fma(A[i][p], B[p][0..n), C[i][0..n)) for p < k in
 // increasing p, eight rows at a time so that eight chains hide the FMA
-// latency; the columns n..3 are masked off in every load and store of B and
+// latency (then four, then one); the columns n..3 are masked off in every load and store of B and
 // C (mask: n lanes of all ones, then zeros).
 func genNarrow(name string) {
 	TEXT(name, NOSPLIT, "func(a, b, c *float32, m, k, lda, ldb, ldc int, mask *uint32, mxcsr uint32)")
@@ -686,7 +686,7 @@ func genNarrow(name string) {
 		return mm
 	}
 	cp := GP64()
-	// group emits rows rows at a time (8, then 1) while m >= rows.
+	// group emits rows rows at a time (8, 4, then 1) while m >= rows.
 	group := func(label string, rows int) {
 		Label(label)
 		CMPQ(m, Imm(uint64(rows)))
@@ -733,6 +733,7 @@ func genNarrow(name string) {
 		Label(label + "_done")
 	}
 	group(name+"_rows8", 8)
+	group(name+"_rows4", 4)
 	group(name+"_rows1", 1)
 
 	LDMXCSR(saved)
