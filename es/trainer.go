@@ -392,7 +392,9 @@ func (t *Trainer) evaluateAll() (fitness []float64, center Score) {
 	if lr := t.lowRank; lr != nil {
 		// Job j < groups is a group of pairs evaluated together; the last
 		// job is θ.
-		size := max(1, lr.evals[0].PairsPerCall())
+		// Groups of PairsPerCall pairs share work, but no fewer than about
+		// eight groups per worker, so that the workers finish together.
+		size := max(1, min(lr.evals[0].PairsPerCall(), pairs/(8*len(lr.evals))))
 		groups := (pairs + size - 1) / size
 		plus, minus := make([]Score, pairs), make([]Score, pairs)
 		t.parallel(groups+1, func(w, j int) {
