@@ -103,7 +103,7 @@ func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps [
 	}
 	clear(dstPlus[:m*n])
 	clear(dstMinus[:m*n])
-	be.kern.productPair(mode, dstPlus, dstMinus, n, matrix{data: aPlus, rs: k, cs: 1}, matrix{data: aMinus, rs: k, cs: 1},
+	be.kern.perturbedOneBlock(mode, dstPlus, dstMinus, n, matrix{data: aPlus, rs: k, cs: 1}, matrix{data: aMinus, rs: k, cs: 1},
 		matrix{data: theta, rs: n, cs: 1, eps: eps, s: s}, m, k, n)
 }
 

@@ -8,7 +8,7 @@ package kernels
 import "sync"
 
 // perturbedNC is the column block of a perturbed product with one row
-// block: its packed K-block (at most 256 rows × 256 columns, 256 KiB) stays
+// block: its packed block (at most 256 rows × 256 columns, 256 KiB) stays
 // in L2 beside the block of A.
 const perturbedNC = 256
 
@@ -112,11 +112,12 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 	kstep := (k + nkb - 1) / nkb
 	// A perturbed member's weights are packed a block at a time, row by
 	// row, so that θ and the noise stream sequentially (packPerturbed).
-	// With one row block, perturbedNC keeps the block in L2; with several,
-	// the full width is packed once for all of them, as unperturbed.
+	// With several row blocks the full width is packed once for all of
+	// them, as unperturbed.
 	perturbed, nc := b.eps != nil, kern.nc
 	if perturbed && m <= kern.mc {
-		nc = min(nc, perturbedNC)
+		kern.perturbedOneBlock(mode, c, nil, ldc, a, a, b, m, k, n)
+		return
 	}
 	for jc := 0; jc < n; jc += nc {
 		nb := min(nc, n-jc)
@@ -302,39 +303,52 @@ func (kern *microKernel) packPerturbed(packed []float32, b matrix, pc, kb, jc, n
 	}
 }
 
-// productPair continues the chains of c1 with a1·(θ + s·ε) and of c2 with
-// a2·(θ − s·ε) (b holds θ, ε and s; the minus member's weights are
-// θ + (−s)·ε), each as product would: the two members' panels are packed
-// together, reading θ and ε once, and a1's block of A serves both when
-// a2 is a1.
-func (kern *microKernel) productPair(mode uint32, c1, c2 []float32, ldc int, a1, a2, b matrix, m, k, n int) {
-	s1, s2 := kern.scratch(), kern.scratch()
+// perturbedOneBlock continues the chains of c1 (m×n, row stride ldc) with
+// a1·(θ + s·ε), where b holds θ, ε and s, and, when c2 is not nil, those of
+// c2 with a2·(θ + (−s)·ε): an antithetic pair, whose weights are packed
+// together in one pass over θ and ε, and whose block of A is prepared once
+// when a2 is a1. All rows fit one row block (m <= mc). K-blocks run
+// outside, so each block of A is prepared once, and the weights are packed
+// perturbedNC (a pair: perturbedPairNC) columns at a time, so the packed
+// block stays in L2 while the kernel reads it.
+func (kern *microKernel) perturbedOneBlock(mode uint32, c1, c2 []float32, ldc int, a1, a2, b matrix, m, k, n int) {
+	pair := c2 != nil
+	s1 := kern.scratch()
 	defer kern.release(s1)
-	defer kern.release(s2)
+	s2 := s1
+	if pair {
+		s2 = kern.scratch()
+		defer kern.release(s2)
+	}
 	nr := kern.nr
 	kstep := kern.kstep(k)
 	shared := &a1.data[0] == &a2.data[0] && a1.rs == a2.rs && a1.cs == a2.cs
-	nc := min(kern.nc, perturbedPairNC)
-	for jc := 0; jc < n; jc += nc {
-		nb := min(nc, n-jc)
-		for pc := 0; pc < k; pc += kstep {
-			kb := min(kstep, k-pc)
+	nc := min(kern.nc, perturbedNC)
+	if pair {
+		nc = min(kern.nc, perturbedPairNC)
+	}
+	for pc := 0; pc < k; pc += kstep {
+		kb := min(kstep, k-pc)
+		ab1 := kern.prepareA(s1, a1, 0, m, pc, kb, n)
+		ab2, sa2 := ab1, s1
+		if pair && !shared {
+			ab2, sa2 = kern.prepareA(s2, a2, 0, m, pc, kb, n), s2
+		}
+		for jc := 0; jc < n; jc += nc {
+			nb := min(nc, n-jc)
 			size := kb * ((nb + nr - 1) / nr) * nr
-			plus, minus := s1.packedB(size), s2.packedB(size)
-			kern.packPerturbedPair(plus, minus, b, pc, kb, jc, nb)
-			for ic := 0; ic < m; ic += kern.mc {
-				mb := min(kern.mc, m-ic)
-				ab1 := kern.prepareA(s1, a1, ic, mb, pc, kb, nb)
+			plus := s1.packedB(size)
+			if pair {
+				minus := s2.packedB(size)
+				kern.packPerturbedPair(plus, minus, b, pc, kb, jc, nb)
 				for j0 := 0; j0 < nb; j0 += nr {
-					kern.tiles(mode, c1[ic*ldc+jc+j0:], ldc, ab1, s1, plus[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
+					kern.tiles(mode, c2[jc+j0:], ldc, ab2, sa2, minus[j0*kb:j0*kb+kb*nr], m, kb, min(nr, nb-j0))
 				}
-				ab2, s := ab1, s1
-				if !shared {
-					ab2, s = kern.prepareA(s2, a2, ic, mb, pc, kb, nb), s2
-				}
-				for j0 := 0; j0 < nb; j0 += nr {
-					kern.tiles(mode, c2[ic*ldc+jc+j0:], ldc, ab2, s, minus[j0*kb:j0*kb+kb*nr], mb, kb, min(nr, nb-j0))
-				}
+			} else {
+				kern.packPerturbed(plus, b, pc, kb, jc, nb)
+			}
+			for j0 := 0; j0 < nb; j0 += nr {
+				kern.tiles(mode, c1[jc+j0:], ldc, ab1, s1, plus[j0*kb:j0*kb+kb*nr], m, kb, min(nr, nb-j0))
 			}
 		}
 	}
