@@ -7,10 +7,10 @@ package kernels
 
 import "sync"
 
-// perturbedNC is the column block of a perturbed product with one row
-// block: its packed block (at most 256 rows × 256 columns, 256 KiB) stays
-// in L2 beside the block of A.
-const perturbedNC = 256
+// perturbedBlockBytes bounds the packed weights of a perturbed product with
+// one row block (both members' for a pair): they stay in L2 beside the
+// block of A while the kernel reads them.
+const perturbedBlockBytes = 256 << 10
 
 // microKernel is one assembly kernel with its tile and cache-block sizes.
 type microKernel struct {
@@ -321,12 +321,18 @@ func (kern *microKernel) perturbedOneBlock(mode uint32, c1, c2 []float32, ldc in
 		defer kern.release(s2)
 	}
 	nr := kern.nr
-	kstep := kern.kstep(k)
 	shared := &a1.data[0] == &a2.data[0] && a1.rs == a2.rs && a1.cs == a2.cs
-	nc := min(kern.nc, perturbedNC)
+	// Whole rows of θ and ε are read, so both stream sequentially; the
+	// K-blocks are short enough that the packed blocks stay in L2.
+	nc := min(kern.nc, n)
+	members := 1
 	if pair {
-		nc = min(kern.nc, perturbedPairNC)
+		members = 2
 	}
+	width := (nc + nr - 1) / nr * nr
+	kmax := max(8, min(kern.kc, perturbedBlockBytes/(4*width*members)))
+	nkb := (k + kmax - 1) / kmax
+	kstep := (k + nkb - 1) / nkb
 	for pc := 0; pc < k; pc += kstep {
 		kb := min(kstep, k-pc)
 		ab1 := kern.prepareA(s1, a1, 0, m, pc, kb, n)
@@ -353,10 +359,6 @@ func (kern *microKernel) perturbedOneBlock(mode uint32, c1, c2 []float32, ldc in
 		}
 	}
 }
-
-// perturbedPairNC is the column block of a pair's product: its two packed
-// K-blocks (256 KiB at most) stay in L2 beside the blocks of A.
-const perturbedPairNC = 128
 
 // packPerturbedPair is packPerturbed for both members of a pair: plus gets
 // θ + s·ε, minus θ + (−s)·ε.
