@@ -27,24 +27,33 @@ var esFlags = append([]string{"generations", "pop", "sigma", "l2", "wd", "lr-fin
 	"perturb", "rank", "serve", "nats"}, clusterFlags...)
 
 // esMemory is a lower bound of what an ES run allocates: the noise table;
-// the parameters (the run's and the trainer's), Adam's two moments and
-// each worker's member; the checkpoint's encoding; the population's
-// fitness; each worker's forward workspace.
+// the parameters (the run's and the trainer's) and Adam's two moments;
+// each worker's member when guided ES materialises it, or the low-rank
+// update's gradient; the checkpoint's encoding; the population's fitness;
+// each worker's forward workspaces (a pair's two members at full rank).
 func esMemory(o *Options, arch fpnet.Arch) []memoryUse {
 	cfg, batch, _ := esSettings(o)
 	workers := o.Workers
 	if o.Distributed() {
 		workers = max(workers, runtime.GOMAXPROCS(0))
 	}
+	workspaces, rows := 2, batch // a pair's members evaluated together
+	if cfg.Rank > 0 {
+		workspaces, rows = 1, min(batch, 120) // a member's rows a chunk at a time
+	}
 	uses := []memoryUse{
 		{4 * float64(cfg.NoiseSize), "noise table"},
-		{paramBytes(arch, 4+workers), fmt.Sprintf("parameters, Adam state and %d workers' members", workers)},
+		{paramBytes(arch, 4), "parameters and Adam state"},
 		{paramBytes(arch, 3), "checkpoint encoding"},
 		{20 * float64(cfg.Pop), "population"},
-		{float64(workers) * activationBytes(arch, batch), "activations"},
+		{float64(workers*workspaces) * activationBytes(arch, rows), "activations"},
 	}
-	if cfg.Guide > 0 {
-		uses = append(uses, memoryUse{paramBytes(arch, 4) + activationBytes(arch, batch), "surrogate gradient"})
+	switch {
+	case cfg.Guide > 0:
+		uses = append(uses, memoryUse{paramBytes(arch, workers), fmt.Sprintf("%d workers' members", workers)},
+			memoryUse{paramBytes(arch, 4) + activationBytes(arch, batch), "surrogate gradient"})
+	case cfg.Rank > 0:
+		uses = append(uses, memoryUse{paramBytes(arch, 1), "low-rank update's gradient"})
 	}
 	return uses
 }
