@@ -147,10 +147,14 @@ func WeightedSum(env Env, acc []float32, eps [][]float32, w []float32) {
 	if len(acc) == 0 || len(eps) == 0 {
 		return
 	}
-	mode, ok := active.elementwiseMode(env)
-	if !ok || active.weightedSum == nil {
+	serving().weightedSumTo(env, acc, eps, w)
+}
+
+func (be *backend) weightedSumTo(env Env, acc []float32, eps [][]float32, w []float32) {
+	mode, ok := be.elementwiseMode(env)
+	if !ok || be.weightedSum == nil {
 		for p, e := range eps {
-			AddScaled(env, acc, acc, e, w[p])
+			be.addScaledTo(env, acc, acc, e, w[p])
 		}
 		return
 	}
@@ -162,7 +166,7 @@ func WeightedSum(env Env, acc []float32, eps [][]float32, w []float32) {
 			for q := 0; q < g; q++ {
 				ptrs[q] = &eps[p0+q][lo]
 			}
-			active.weightedSum(&acc[lo], hi-lo, &ptrs[0], &w[p0], g, mode)
+			be.weightedSum(&acc[lo], hi-lo, &ptrs[0], &w[p0], g, mode)
 		}
 	}
 }

@@ -70,7 +70,7 @@ func MatMulPerturbed(env Env, dst, a, theta, eps []float32, s float32, m, k, n, 
 		return
 	}
 	av, bv := matrix{data: a, rs: k, cs: 1}, matrix{data: theta, rs: n, cs: 1, eps: eps, s: s}
-	be := active
+	be := serving()
 	mode, native := be.mode(env)
 	if !native || be.kern == nil {
 		// The reference reads B element by element: materialise w.
@@ -94,7 +94,7 @@ func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps [
 	}
 	checkDims("MatMulPerturbedPair", env, dstPlus, aPlus, theta, m, k, n)
 	checkDims("MatMulPerturbedPair", env, dstMinus, aMinus, theta, m, k, n)
-	be := active
+	be := serving()
 	mode, native := be.mode(env)
 	if !native || be.kern == nil || m == 0 || n == 0 || k == 0 || m > be.kern.mc {
 		MatMulPerturbed(env, dstPlus, aPlus, theta, eps, s, m, k, n, 1)

@@ -23,8 +23,9 @@ func (pb *PackedB) Pack(b []float32, k, n int) {
 	if k < 0 || n < 0 || overflows(k, n) || len(b) < k*n {
 		panic(fmt.Sprintf("kernels.PackedB.Pack: %d values for k=%d n=%d", len(b), k, n))
 	}
-	pb.b, pb.k, pb.n, pb.be = b[:k*n], k, n, active
-	kern := active.kern
+	be := serving()
+	pb.b, pb.k, pb.n, pb.be = b[:k*n], k, n, be
+	kern := be.kern
 	if kern == nil || k == 0 || n == 0 {
 		pb.data = pb.data[:0]
 		return
@@ -64,7 +65,7 @@ func MatMulPacked(env Env, dst, a []float32, pb *PackedB, m int) {
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	be := active
+	be := serving()
 	mode, native := be.mode(env)
 	if !native || be != pb.be || be.kern == nil {
 		if !native {

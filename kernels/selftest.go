@@ -9,7 +9,8 @@ package kernels
 // recomputes with the scalar reference.
 //
 // The cases hit full tiles and row and column tails of every tile (10×32,
-// 6×16, 8×8), a K-block resume (k = 260 > kc), both B packers, A read by
+// 6×16, 8×8), the small-shape kernels that read A and B in place (short
+// chains, at most 4 columns), a K-block resume (k = 260 > kc), both B packers, A read by
 // columns, a C continued from stored sums, inputs in the subnormal band
 // and ±0, and a product on the tininess boundary (FTZ keeps 2^-126, ARM_FZ
 // flushes it).
@@ -44,16 +45,21 @@ type selfTestInputs struct {
 const (
 	stM, stN     = 13, 37 // 10+3, 2·6+1, 8+5 rows; 32+5, 2·16+5, 4·8+5 columns
 	stK, stKLong = 7, 260 // a short chain; two K-blocks for kc = 192 and 256
+	stKMid       = 20     // past the short-chain kernel, one K-block
+	stNarrow     = 3      // columns: the narrow kernel's masked lanes
 	stRows       = 3      // elementwise: rows of stN columns (4 vectors of 8 and a tail)
 	stScaleExp   = -1     // BiasAddScale's scaling: sums near 2^-125 land on 2^-126
 	stAddScale   = 0.375  // AddScaled's s: products round, some into the band
+	stWSum       = 100    // WeightedSum's length: 12 vectors of 8 and a tail
 )
 
 // selfTestCases: products in three forms, then the elementwise passes.
 var selfTestCases = []knownAnswer{
-	productCase("MatMul", false, false, false, stK),
-	productCase("MatMulTransA", true, false, false, stK),
-	productCase("MatMulTransBAcc", false, true, true, stKLong),
+	productCase("MatMul", false, false, false, stK, stN), // amd64: the short-chain kernel (k ≤ 8)
+	productCase("MatMul", false, false, false, stKMid, stN),
+	productCase("MatMul", false, false, false, stKMid, stNarrow), // amd64: the narrow kernel (n ≤ 4)
+	productCase("MatMulTransA", true, false, false, stK, stN),
+	productCase("MatMulTransBAcc", false, true, true, stKLong, stN),
 	{
 		name: fmt.Sprintf("BiasAdd %d×%d", stRows, stN), elementwise: true, n: stN,
 		run: func(be *backend, env Env, in *selfTestInputs) []float32 {
@@ -99,18 +105,37 @@ var selfTestCases = []knownAnswer{
 			return dst
 		},
 	},
+	{
+		// Nine noise slices: one full group of weightedSumGroup and a
+		// group of one, each slice a shifted window of x and y.
+		name: fmt.Sprintf("WeightedSum %d, 9 slices", stWSum), elementwise: true, n: stWSum,
+		run: func(be *backend, env Env, in *selfTestInputs) []float32 {
+			acc, eps, w := weightedSumOperands(in)
+			be.weightedSumTo(env, acc, eps, w)
+			return acc
+		},
+		ref: func(env Env, in *selfTestInputs) []float32 {
+			acc, eps, w := weightedSumOperands(in)
+			for p := range eps {
+				for i := range acc {
+					acc[i] = Add(env, acc[i], Mul(env, w[p], eps[p][i]))
+				}
+			}
+			return acc
+		},
+	},
 }
 
-// productCase is the public product form named form on stM×k×stN.
-func productCase(form string, transA, transB, acc bool, k int) knownAnswer {
-	m, n := stM, stN
+// productCase is the public product form named form on stM×k×n.
+func productCase(form string, transA, transB, acc bool, k, n int) knownAnswer {
+	m := stM
 	views := func(in *selfTestInputs) (av, bv matrix) {
-		av, bv = matrix{in.a, k, 1}, matrix{in.b, n, 1}
+		av, bv = matrix{data: in.a, rs: k, cs: 1}, matrix{data: in.b, rs: n, cs: 1}
 		if transA {
-			av = matrix{in.a, 1, m}
+			av = matrix{data: in.a, rs: 1, cs: m}
 		}
 		if transB {
-			bv = matrix{in.b, 1, k}
+			bv = matrix{data: in.b, rs: 1, cs: k}
 		}
 		return av, bv
 	}
@@ -144,6 +169,18 @@ func productCase(form string, transA, transB, acc bool, k int) knownAnswer {
 			return dst
 		},
 	}
+}
+
+// weightedSumOperands are WeightedSum's: acc from x (near 2^-125), nine
+// slices of y (near 2^-126) at shifts of 1, weights of a few significant
+// bits with both signs.
+func weightedSumOperands(in *selfTestInputs) (acc []float32, eps [][]float32, w []float32) {
+	acc = append([]float32(nil), in.x[:stWSum]...)
+	for p := 0; p < 9; p++ {
+		eps = append(eps, in.y[p:p+stWSum])
+		w = append(w, float32(p%3-1)*0.375+float32(p)*0.0625)
+	}
+	return acc, eps, w
 }
 
 // selfTestOperands makes the operands: values near 2^-63 (A, B: products
@@ -212,11 +249,14 @@ func selfTestHash(out []float32) uint64 {
 var selfTestAnswers = [][5]uint64{
 	//  IEEE               FTZ                 DAZ                 FTZ_DAZ             ARM_FZ
 	{0x9c81874b7eae1c15, 0xb23ed6046b40c528, 0x356711fa774180b4, 0xa40d6e4d32519628, 0x4e49e5c1fc6154a8}, // MatMul 13×7×37
+	{0xabe4578230d3afbc, 0x69b4030bd5987c74, 0x8bcdb3ee286a9a08, 0x69b4030bd5987c74, 0x16905686b7771551}, // MatMul 13×20×37
+	{0xdb0dca26be267053, 0x2db2ac00008826f7, 0x23891f554537feb0, 0x4c7c7546ab60faf7, 0xc0d5dd8cc88d26a8}, // MatMul 13×20×3
 	{0xd1679ab4157fe39e, 0x159c572eaaebb7ca, 0x8513242723ad3f53, 0xb9b15d652519854a, 0xcfad6d84d0157572}, // MatMulTransA 13×7×37
 	{0x3014625b30cf6045, 0xab7295b0394dc8db, 0x166c205ecbcf4f0f, 0x3b1fb1ec6a7331b7, 0xc284fcd1380a7baa}, // MatMulTransBAcc 13×260×37
 	{0x20a34cd8b12124f3, 0x1fed780cadd69ea4, 0x9405c129735f4f70, 0x98c0f0088a6061ab, 0x98c0f0088a6061ab}, // BiasAdd 3×37
 	{0xbceb763b9c232a95, 0x4e5e528a42da9928, 0x868c72f88e6ea692, 0x8242d80aeaa43016, 0x8242d80aeaa43016}, // BiasAddScale 3×37·2^-1
 	{0x0ba95309173c9ef5, 0x96cc56c647b35933, 0x11bccef54e505eb1, 0x37263734f8e48261, 0x37263734f8e48261}, // AddScaled 111
+	{0x85de90491ed733d2, 0xf153c8bf6628a0af, 0x1a391e590c34643b, 0xcd66d746a4399c16, 0xcd66d746a4399c16}, // WeightedSum 100, 9 slices
 }
 
 // selfTest returns the outcome of be's self-test, running it the first
