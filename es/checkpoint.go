@@ -135,8 +135,10 @@ func ParseCheckpoint(data []byte, name string) (*Checkpoint, error) {
 		return nil, bad("header: %v", err)
 	}
 	p = p[hdrLen:]
-	if h.Dim <= 0 || len(p) != 12*h.Dim {
-		return nil, bad("%d payload bytes for %d parameters (want %d)", len(p), h.Dim, 12*h.Dim)
+	// Dim is compared by division: 12*Dim of a forged header can wrap
+	// around to the payload's length and size a huge allocation.
+	if h.Dim <= 0 || len(p)%12 != 0 || h.Dim != len(p)/12 {
+		return nil, bad("%d payload bytes for %d parameters (want 12 bytes a parameter)", len(p), h.Dim)
 	}
 	read := func() []float32 {
 		v := make([]float32, h.Dim)

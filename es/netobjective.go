@@ -7,6 +7,7 @@ import (
 	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/fpnet/backprop"
 	"github.com/seed8b67a5e0/underflow/fpnet/detmath"
+	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
 // Fitness kinds a NetObjective computes on the shared minibatch.
@@ -32,6 +33,13 @@ type NetObjective struct {
 	// surrogate computes backprop-ftz's gradient for guided ES (built on
 	// first use, on its own copy of the parameters).
 	surrogate *backprop.Trainer
+
+	// first is the generation's minibatch times θ's first weight matrix,
+	// which low-rank members share (BeginLowRank).
+	first []float32
+	// packed holds θ's weight matrices 2... packed for the kernel, which
+	// every low-rank member's products read (BeginLowRank).
+	packed []kernels.PackedB
 
 	x     []float32 // the generation's images, Batch×Dim
 	y     []uint8   // and labels
@@ -97,13 +105,28 @@ func (o *NetObjective) NewEvaluator() Evaluator {
 }
 
 type netEvaluator struct {
-	o  *NetObjective
-	ws *fpnet.Workspace
+	o       *NetObjective
+	ws      *fpnet.Workspace
+	wsMinus *fpnet.Workspace // a pair's minus member (EvaluatePerturbedPair)
 }
 
 func (e *netEvaluator) Evaluate(params []float32) Score {
-	o := e.o
-	logits := o.Net.Forward(e.ws, params, o.x, o.Batch)
+	return e.o.scoreLogits(e.o.Net.Forward(e.ws, params, e.o.x, e.o.Batch))
+}
+
+// EvaluatePerturbedPair makes the evaluator a PerturbedEvaluator: the
+// network perturbs both members' weights while packing them
+// (fpnet.ForwardPerturbedPair).
+func (e *netEvaluator) EvaluatePerturbedPair(theta, eps []float32, s float32) (plus, minus Score) {
+	if e.wsMinus == nil {
+		e.wsMinus = e.o.Net.NewWorkspace(e.o.Batch)
+	}
+	lp, lm := e.o.Net.ForwardPerturbedPair(e.ws, e.wsMinus, theta, eps, s, e.o.x, e.o.Batch)
+	return e.o.scoreLogits(lp), e.o.scoreLogits(lm)
+}
+
+// scoreLogits scores one member's logits on the generation's minibatch.
+func (o *NetObjective) scoreLogits(logits []float32) Score {
 	loss, correct := fpnet.SoftmaxCrossEntropy(logits, o.y, o.Batch, o.Net.Arch.Classes())
 	acc := float64(correct) / float64(o.Batch)
 	if o.Fitness == FitnessAcc {

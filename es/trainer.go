@@ -24,7 +24,11 @@ type Config struct {
 	// objective's surrogate gradient (guided ES, Maheswaranathan et al.
 	// 2019; the objective must be a Guider). 0 is plain ES. The fitness is
 	// still the exact function; the surrogate only shapes where ES looks.
-	Guide     float32
+	Guide float32
+	// Rank r > 0 perturbs the objective's weight matrices by rank-r
+	// products A·B/√r (low-rank ES, lowrank.go; the objective must be a
+	// LowRanker); 0 is full-rank noise on every parameter.
+	Rank      int
 	Beta1     float32 // Adam β1
 	Beta2     float32 // Adam β2
 	Eps       float32 // Adam ε
@@ -56,6 +60,10 @@ func (c Config) Validate(dim int) error {
 		return fmt.Errorf("es: learning-rate decay over %d generations to %v: need generations >= 0 and a final rate >= 0", c.DecayGens, c.LRFinal)
 	case !(c.Guide >= 0 && c.Guide < 1):
 		return fmt.Errorf("es: guide share %v must lie in [0, 1): the rest of the variance stays isotropic", c.Guide)
+	case c.Rank < 0:
+		return fmt.Errorf("es: rank %d must be 0 (full-rank noise) or positive (low-rank perturbations)", c.Rank)
+	case c.Rank > 0 && c.Guide > 0:
+		return fmt.Errorf("es: guided ES (guide share %v) perturbs along a full-rank direction; it does not combine with rank-%d perturbations", c.Guide, c.Rank)
 	case !(c.L2 >= 0) || math.IsInf(float64(c.L2), 0):
 		return fmt.Errorf("es: L2 coefficient %v must be zero or positive and finite", c.L2)
 	case !(c.Beta1 >= 0 && c.Beta1 < 1) || !(c.Beta2 >= 0 && c.Beta2 < 1):
@@ -124,6 +132,17 @@ type Evaluator interface {
 	Evaluate(params []float32) Score
 }
 
+// PerturbedEvaluator is an Evaluator that also scores an antithetic pair,
+// θ + s·ε and θ + (−s)·ε, each element the product rounded to float32, then
+// the sum (kernels.AddScaled in IEEE), without the trainer materialising
+// either vector: the network applies the perturbation while it packs its
+// weights, for both members in one pass over the noise. The scores must be
+// the ones Evaluate gives the materialised vectors.
+type PerturbedEvaluator interface {
+	Evaluator
+	EvaluatePerturbedPair(theta, eps []float32, s float32) (plus, minus Score)
+}
+
 // Stats summarises one generation.
 type Stats struct {
 	Gen         int64   // generations completed, this one included
@@ -143,12 +162,15 @@ type Trainer struct {
 	Gen    int64 // generations completed
 
 	evals   []Evaluator
-	scratch [][]float32 // one perturbed parameter vector per worker
-	accs    [][]float32 // one gradient chunk per worker
+	scratch [][]float32   // one perturbed parameter vector per worker
+	accs    [][]float32   // one gradient chunk per worker
+	epsBuf  [][][]float32 // per worker: the weighted pairs' noise over a chunk
+	wtsBuf  [][]float32   // and their weights
 	fitness []float64
 	weights []float32
 	offsets []int
 	guide   *guideState // nil in plain ES
+	lowRank *lowRank    // nil with full-rank noise
 
 	begun    int64   // the generation Begin prepared; -1 before the first
 	isoSigma float32 // the begun generation's isotropic noise scale
@@ -189,6 +211,17 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		}
 		guide = newGuideState(g, cfg, dim)
 	}
+	var lr *lowRank
+	if cfg.Rank > 0 {
+		lro, ok := obj.(LowRanker)
+		if !ok {
+			return nil, fmt.Errorf("es: rank %d needs an objective with weight matrices to perturb (a LowRanker)", cfg.Rank)
+		}
+		var err error
+		if lr, err = newLowRank(lro, cfg, dim); err != nil {
+			return nil, err
+		}
+	}
 	t := &Trainer{
 		Cfg: cfg, Obj: obj, Noise: noise,
 		Params:  append([]float32(nil), init...),
@@ -197,12 +230,26 @@ func NewTrainer(cfg Config, obj Objective, noise *NoiseTable, init []float32) (*
 		weights: make([]float32, cfg.Pop/2),
 		offsets: make([]int, cfg.Pop/2),
 		guide:   guide,
+		lowRank: lr,
 		begun:   -1,
 	}
 	for w := 0; w < cfg.Workers; w++ {
-		t.evals = append(t.evals, obj.NewEvaluator())
-		t.scratch = append(t.scratch, make([]float32, dim))
+		ev := obj.NewEvaluator()
+		t.evals = append(t.evals, ev)
+		// A member is materialised only when the evaluator cannot take θ
+		// and its noise apart, or guided ES adds its second direction.
+		var scratch []float32
+		if _, ok := ev.(PerturbedEvaluator); (!ok || guide != nil) && lr == nil {
+			scratch = make([]float32, dim)
+		}
+		t.scratch = append(t.scratch, scratch)
 		t.accs = append(t.accs, make([]float32, gradChunk))
+		t.epsBuf = append(t.epsBuf, make([][]float32, 0, cfg.Pop/2))
+		t.wtsBuf = append(t.wtsBuf, make([]float32, 0, cfg.Pop/2))
+		if lr != nil {
+			lr.evals = append(lr.evals, obj.(LowRanker).NewLowRankEvaluator(cfg.Rank))
+			lr.noise = append(lr.noise, nil)
+		}
 	}
 	return t, nil
 }
@@ -250,8 +297,13 @@ func (t *Trainer) Begin() {
 	}
 	cfg, dim := t.Cfg, len(t.Params)
 	t.Obj.Begin(t.Gen)
+	length := dim // noise values per pair
+	if t.lowRank != nil {
+		length = t.lowRank.length
+		t.Obj.(LowRanker).BeginLowRank(t.Params, cfg.Workers)
+	}
 	for p := range t.offsets {
-		t.offsets[p] = t.Noise.Offset(cfg.Seed, t.Gen, p, dim)
+		t.offsets[p] = t.Noise.Offset(cfg.Seed, t.Gen, p, length)
 	}
 	t.isoSigma = cfg.Sigma
 	if t.guide != nil {
@@ -273,9 +325,17 @@ func (t *Trainer) Pairs() int { return len(t.offsets) }
 // so the second finds the noise slice still in cache.
 func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	t.mustBegun()
+	if t.lowRank != nil {
+		var pl, mi [1]Score
+		t.EvaluatePairs(w, p, p+1, pl[:], mi[:])
+		return pl[0], mi[0]
+	}
 	dim := len(t.Params)
 	ev, s := t.evals[w], t.scratch[w]
 	eps := t.Noise.Slice(t.offsets[p], dim)
+	if pe, ok := ev.(PerturbedEvaluator); ok && t.guide == nil {
+		return pe.EvaluatePerturbedPair(t.Params, eps, t.isoSigma)
+	}
 	kernels.AddScaled(kernels.IEEE, s, t.Params, eps, t.isoSigma)
 	t.guide.perturb(s, p, 1)
 	plus = ev.Evaluate(s)
@@ -283,6 +343,32 @@ func (t *Trainer) EvaluatePair(w, p int) (plus, minus Score) {
 	t.guide.perturb(s, p, -1)
 	minus = ev.Evaluate(s)
 	return plus, minus
+}
+
+// EvaluatePairs scores pairs lo..hi−1 of the begun generation on slot w:
+// plus[i] and minus[i] are pair lo+i's members, the same scores
+// EvaluatePair gives one by one. Low-rank pairs evaluated together share
+// work (the first layer's x·A of several pairs is one product); full-rank
+// pairs run one after the other.
+func (t *Trainer) EvaluatePairs(w, lo, hi int, plus, minus []Score) {
+	t.mustBegun()
+	if lo < 0 || hi > t.Pairs() || lo > hi || len(plus) < hi-lo || len(minus) < hi-lo {
+		panic(fmt.Sprintf("es: EvaluatePairs(%d, %d) of %d pairs into %d and %d scores", lo, hi, t.Pairs(), len(plus), len(minus)))
+	}
+	lr := t.lowRank
+	if lr == nil {
+		for p := lo; p < hi; p++ {
+			plus[p-lo], minus[p-lo] = t.EvaluatePair(w, p)
+		}
+		return
+	}
+	noise := lr.noise[w][:0]
+	for p := lo; p < hi; p++ {
+		noise = append(noise, LowRankNoise{})
+		lr.pairNoise(&noise[p-lo], t.Noise.Slice(t.offsets[p], lr.length))
+	}
+	lr.noise[w] = noise
+	lr.evals[w].EvaluatePairs(t.Params, noise, t.Cfg.Sigma, lr.sigmaR, plus[:hi-lo], minus[:hi-lo])
 }
 
 // EvaluateCenter scores the unperturbed θ on the begun generation's data,
@@ -303,6 +389,27 @@ func (t *Trainer) mustBegun() {
 func (t *Trainer) evaluateAll() (fitness []float64, center Score) {
 	pairs := t.Pairs()
 	fitness = t.fitness
+	if lr := t.lowRank; lr != nil {
+		// Job j < groups is a group of pairs evaluated together; the last
+		// job is θ.
+		// Groups of PairsPerCall pairs share work, but no fewer than about
+		// eight groups per worker, so that the workers finish together.
+		size := max(1, min(lr.evals[0].PairsPerCall(), pairs/(8*len(lr.evals))))
+		groups := (pairs + size - 1) / size
+		plus, minus := make([]Score, pairs), make([]Score, pairs)
+		t.parallel(groups+1, func(w, j int) {
+			if j == groups {
+				center = t.EvaluateCenter(w)
+				return
+			}
+			lo, hi := j*size, min((j+1)*size, pairs)
+			t.EvaluatePairs(w, lo, hi, plus[lo:hi], minus[lo:hi])
+		})
+		for p := range plus {
+			fitness[2*p], fitness[2*p+1] = plus[p].Fitness, minus[p].Fitness
+		}
+		return fitness, center
+	}
 	// Job p < pairs is pair p; job pairs is θ.
 	t.parallel(pairs+1, func(w, p int) {
 		if p == pairs {
@@ -333,12 +440,15 @@ func (t *Trainer) Update(fitness []float64, center Score) Stats {
 	// index order, whoever computes the chunk, then Adam steps the chunk.
 	t.Opt.LR = cfg.LRAt(t.Gen)
 	a := t.Opt.StepSize(t.Opt.T + 1)
+	if t.lowRank != nil {
+		t.lowRankEstimate()
+	}
 	invPop := 1 / float32(cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
 		hi := min(lo+gradChunk, dim)
 		acc := t.accs[w][:hi-lo]
-		t.weightedNoise(acc, lo)
+		t.weightedNoise(w, acc, lo)
 		theta := t.Params[lo:hi]
 		for i, g := range acc {
 			// The loss gradient: −(rank-weighted noise)/pop + L2·θ.
@@ -365,11 +475,14 @@ func (t *Trainer) Estimate(dst []float32) Stats {
 	}
 	t.Begin()
 	st := t.weigh(t.evaluateAll())
+	if t.lowRank != nil {
+		t.lowRankEstimate()
+	}
 	invPop := 1 / float32(t.Cfg.Pop)
 	t.parallel((dim+gradChunk-1)/gradChunk, func(w, c int) {
 		lo := c * gradChunk
 		g := dst[lo:min(lo+gradChunk, dim)]
-		t.weightedNoise(g, lo)
+		t.weightedNoise(w, g, lo)
 		for i, v := range g {
 			g[i] = -float32(v * invPop)
 		}
@@ -397,15 +510,24 @@ func (t *Trainer) weigh(fitness []float64, center Score) Stats {
 
 // weightedNoise writes Σ_p w_p ε_p over parameters lo... to acc, summing the
 // pairs in index order whoever computes it (the same bits for any worker).
-func (t *Trainer) weightedNoise(acc []float32, lo int) {
+func (t *Trainer) weightedNoise(w int, acc []float32, lo int) {
 	hi := lo + len(acc)
-	clear(acc)
-	for p, wt := range t.weights {
-		if wt == 0 { // adds only zeros; skipping it changes no bit
-			continue
-		}
-		off := t.offsets[p]
-		kernels.AddScaled(kernels.IEEE, acc, acc, t.Noise.Values[off+lo:off+hi], wt)
+	if t.lowRank != nil { // computed whole by lowRankEstimate
+		copy(acc, t.lowRank.grad[lo:hi])
+		return
 	}
+	clear(acc)
+	// The pairs with a weight: a zero weight adds only zeros, and the sum
+	// (from +0, rounded to nearest) is never −0, so skipping it changes no
+	// bit.
+	eps, wts := t.epsBuf[w][:0], t.wtsBuf[w][:0]
+	for p, wt := range t.weights {
+		if wt != 0 {
+			off := t.offsets[p]
+			eps, wts = append(eps, t.Noise.Values[off+lo:off+hi]), append(wts, wt)
+		}
+	}
+	t.epsBuf[w], t.wtsBuf[w] = eps, wts
+	kernels.WeightedSum(kernels.IEEE, acc, eps, wts)
 	t.guide.mix(acc, lo)
 }

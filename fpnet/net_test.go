@@ -91,6 +91,46 @@ func TestForwardMatchesReference(t *testing.T) {
 	}
 }
 
+// ForwardPerturbed and ForwardPerturbedPair give Forward's bits for the
+// materialised members θ ± s·ε (kernels.AddScaled in IEEE), in every recipe.
+func TestForwardPerturbedMatchesMaterialised(t *testing.T) {
+	train, _ := realMNIST(t)
+	arch := fpnet.Arch{Sizes: []int{784, 40, 24, 10}}
+	theta := fpnet.InitParams(arch, 6)
+	eps := make([]float32, len(theta))
+	g := detmath.NewGaussian(11)
+	for i := range eps {
+		eps[i] = float32(g.Next())
+	}
+	for _, name := range fpnet.RecipeNames() {
+		r, err := fpnet.RecipeByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := fpnet.NewNet(arch, r)
+		batch := 37
+		wsP, wsM, ws := n.NewWorkspace(batch), n.NewWorkspace(batch), n.NewWorkspace(batch)
+		for _, s := range []float32{0.01, 0.3} {
+			member := make([]float32, len(theta))
+			gotP, gotM := n.ForwardPerturbedPair(wsP, wsM, theta, eps, s, train.Images, batch)
+			for _, m := range []struct {
+				s    float32
+				pair []float32
+			}{{s, gotP}, {-s, gotM}} {
+				kernels.AddScaled(kernels.IEEE, member, theta, eps, m.s)
+				want := append([]float32(nil), n.Forward(ws, member, train.Images, batch)...)
+				single := n.ForwardPerturbed(ws, theta, eps, m.s, train.Images, batch)
+				for i := range want {
+					if !sameFloat(single[i], want[i]) || !sameFloat(m.pair[i], want[i]) {
+						t.Fatalf("%s s=%g: logit %d: perturbed %#08x, pair %#08x, materialised %#08x", name, m.s, i,
+							math.Float32bits(single[i]), math.Float32bits(m.pair[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	}
+}
+
 // relDiff is ‖a−b‖/‖b‖.
 func relDiff(a, b []float32) float64 {
 	var num, den float64

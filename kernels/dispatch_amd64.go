@@ -15,9 +15,9 @@ import (
 // million fused multiply-adds.
 var (
 	avx2Kernel = newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
-		copyRowsAVX2, transposeRowsAVX2)
+		copyRowsAVX2, perturbBlockAVX2, perturbPairBlockAVX2, transposeRowsAVX2)
 	avx512Kernel = newAMD64Kernel(matmulTileAVX512, 192, 120, matmulKernelAVX512, matmulKernelAVX512Cols,
-		copyRowsAVX512, transposeRowsAVX512)
+		copyRowsAVX512, perturbBlockAVX512, perturbPairBlockAVX512, transposeRowsAVX512)
 )
 
 type kernelFunc = func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
@@ -25,10 +25,15 @@ type kernelFunc = func(a, b, c *float32, kc, lda, ldc, mtiles int, mode uint32)
 // newAMD64Kernel assembles one generated family: mc is rounded down to
 // whole tiles.
 func newAMD64Kernel(tile func() (mr, nr int), kc, mc int, run, runCols kernelFunc,
-	copyRows func(dst, src *float32, kb, rs int), transposeRows func(dst, src *float32, groups, cs int)) *microKernel {
+	copyRows func(dst, src *float32, kb, rs int), perturbBlock func(dst, theta, eps *float32, kb, panels, rs int, s float32),
+	perturbPairBlock func(dst, dstMinus, theta, eps *float32, kb, panels, rs int, s, sMinus float32),
+	transposeRows func(dst, src *float32, groups, cs int)) *microKernel {
 	mr, nr := tile()
 	return &microKernel{mr: mr, nr: nr, kc: kc, mc: mc / mr * mr, nc: 1024,
-		run: run, runCols: runCols, copyRows: copyRows, transposeRows: transposeRows}
+		run: run, runCols: runCols, copyRows: copyRows, perturbBlock: perturbBlock, perturbPairBlock: perturbPairBlock, transposeRows: transposeRows,
+		// The small shapes are vector-width agnostic ymm/xmm code, the
+		// same for every family.
+		shortK: matmulShortKAVX2, narrow: matmulNarrowAVX2}
 }
 
 // x86 kernels do IEEE, FTZ, DAZ and FTZ+DAZ through MXCSR; ARM_FZ (tininess
@@ -37,12 +42,12 @@ func mxcsrMode(env Env) (uint32, bool) { return env.MXCSR() }
 
 var (
 	avx2Backend = &backend{name: "avx2", kern: avx2Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX,
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX, weightedSum: weightedSumAVX,
 		adam: adamAVX, adamDecay: adamDecayAVX}
 	// The elementwise passes and Adam are memory-bound or bound by the
 	// divider: the ymm kernels serve AVX-512 too.
 	avx512Backend = &backend{name: "avx512", kern: avx512Kernel, envMode: mxcsrMode,
-		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX,
+		biasAdd: biasAddRowsAVX, biasAddScale: biasAddScaleRowsAVX, addScaled: addScaledAVX, weightedSum: weightedSumAVX,
 		adam: adamAVX, adamDecay: adamDecayAVX}
 )
 

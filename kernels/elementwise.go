@@ -44,10 +44,15 @@ func BiasAdd(env Env, dst, src, bias []float32, rows, cols int) {
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().biasAddRows(env, dst, src, bias, rows, cols)
+}
+
+// biasAddRows is BiasAdd on be, its arguments checked and not empty.
+func (be *backend) biasAddRows(env Env, dst, src, bias []float32, rows, cols int) {
+	if mode, ok := be.elementwiseMode(env); ok {
 		for r, step := 0, max(1, elementwiseBlock/cols); r < rows; r += step {
 			n := min(step, rows-r)
-			active.biasAdd(&dst[r*cols], &src[r*cols], &bias[0], n, cols, mode)
+			be.biasAdd(&dst[r*cols], &src[r*cols], &bias[0], n, cols, mode)
 		}
 		return
 	}
@@ -60,14 +65,21 @@ func BiasAdd(env Env, dst, src, bias []float32, rows, cols int) {
 // scaled; -126 <= e <= 127. dst may be src.
 func BiasAddScale(env Env, dst, src, bias []float32, rows, cols, e int) {
 	checkRows("BiasAddScale", env, dst, src, bias, rows, cols)
-	s := pow2(e)
+	pow2(e) // checks e
 	if rows == 0 || cols == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().biasAddScaleRows(env, dst, src, bias, rows, cols, e)
+}
+
+// biasAddScaleRows is BiasAddScale on be, its arguments checked and not
+// empty.
+func (be *backend) biasAddScaleRows(env Env, dst, src, bias []float32, rows, cols, e int) {
+	if mode, ok := be.elementwiseMode(env); ok {
+		s := pow2(e)
 		for r, step := 0, max(1, elementwiseBlock/cols); r < rows; r += step {
 			n := min(step, rows-r)
-			active.biasAddScale(&dst[r*cols], &src[r*cols], &bias[0], n, cols, s, mode)
+			be.biasAddScale(&dst[r*cols], &src[r*cols], &bias[0], n, cols, s, mode)
 		}
 		return
 	}
@@ -88,10 +100,15 @@ func AddScaled(env Env, dst, x, y []float32, s float32) {
 	if len(dst) == 0 {
 		return
 	}
-	if mode, ok := active.elementwiseMode(env); ok {
+	serving().addScaledTo(env, dst, x, y, s)
+}
+
+// addScaledTo is AddScaled on be, its arguments checked and dst not empty.
+func (be *backend) addScaledTo(env Env, dst, x, y []float32, s float32) {
+	if mode, ok := be.elementwiseMode(env); ok {
 		for lo := 0; lo < len(dst); lo += 4 * elementwiseBlock {
 			hi := min(lo+4*elementwiseBlock, len(dst))
-			active.addScaled(&dst[lo], &x[lo], &y[lo], hi-lo, s, mode)
+			be.addScaled(&dst[lo], &x[lo], &y[lo], hi-lo, s, mode)
 		}
 		return
 	}
@@ -128,14 +145,14 @@ func AdamUpdate(p, g, m, v []float32, b1, b2, c1, c2, eps, decay, step float32) 
 	if n == 0 {
 		return
 	}
-	if active.adam != nil {
+	if be := serving(); be.adam != nil {
 		// Blocks bound each assembly call, as for the elementwise ops.
 		for lo := 0; lo < n; lo += 4 * elementwiseBlock {
 			hi := min(lo+4*elementwiseBlock, n)
 			if decay != 0 {
-				active.adamDecay(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, decay, step)
+				be.adamDecay(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, decay, step)
 			} else {
-				active.adam(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, step)
+				be.adam(&p[lo], &g[lo], &m[lo], &v[lo], hi-lo, b1, b2, c1, c2, eps, step)
 			}
 		}
 		return
@@ -158,6 +175,62 @@ func adamGo(p, g, m, v []float32, b1, b2, c1, c2, eps, decay, step float32) {
 		p[i] = pi - float32(step*mi)/denom
 	}
 }
+
+// WeightedSum adds w[p]·eps[p] to acc for p = 0, 1, ... in that order,
+// element by element in env: acc[i] = acc[i] + w[p]·eps[p][i], each product
+// rounded, then the sum, never fused: the bits of AddScaled(env, acc, acc,
+// eps[p], w[p]) for each p in turn. Evolution strategies sum the pairs'
+// weighted noise with it. The SIMD backends fold weightedSumGroup pairs
+// into each pass over a block of acc, holding the block in registers while
+// the noise streams past; the others run AddScaled pair by pair. Every
+// eps[p] holds at least len(acc) values; len(w) = len(eps).
+func WeightedSum(env Env, acc []float32, eps [][]float32, w []float32) {
+	if !env.Valid() {
+		panic(fmt.Sprintf("kernels.WeightedSum: invalid denormal environment %v", env))
+	}
+	if len(w) != len(eps) {
+		panic(fmt.Sprintf("kernels.WeightedSum: %d weights for %d noise slices", len(w), len(eps)))
+	}
+	for p, e := range eps {
+		if len(e) < len(acc) {
+			panic(fmt.Sprintf("kernels.WeightedSum: noise slice %d holds %d values, acc %d", p, len(e), len(acc)))
+		}
+	}
+	if len(acc) == 0 || len(eps) == 0 {
+		return
+	}
+	serving().weightedSumTo(env, acc, eps, w)
+}
+
+func (be *backend) weightedSumTo(env Env, acc []float32, eps [][]float32, w []float32) {
+	mode, ok := be.elementwiseMode(env)
+	if !ok || be.weightedSum == nil {
+		for p, e := range eps {
+			be.addScaledTo(env, acc, acc, e, w[p])
+		}
+		return
+	}
+	var ptrs [weightedSumGroup]*float32
+	for lo := 0; lo < len(acc); lo += weightedSumBlock {
+		hi := min(lo+weightedSumBlock, len(acc))
+		for p0 := 0; p0 < len(eps); p0 += weightedSumGroup {
+			g := min(weightedSumGroup, len(eps)-p0)
+			for q := 0; q < g; q++ {
+				ptrs[q] = &eps[p0+q][lo]
+			}
+			be.weightedSum(&acc[lo], hi-lo, &ptrs[0], &w[p0], g, mode)
+		}
+	}
+}
+
+// weightedSumGroup is the number of noise streams one pass of WeightedSum
+// reads at once, and weightedSumBlock the elements of acc it covers: one
+// call then does about 32k multiply-adds, and the block (16 KiB) stays in L1
+// between the groups of pairs.
+const (
+	weightedSumGroup = 8
+	weightedSumBlock = 4096
+)
 
 // Scale writes src·2^e in env to dst (which may alias src); -126 <= e <= 127.
 // It is not vectorised: the network scales bias vectors with it, not

@@ -43,3 +43,11 @@ func adamAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float3
 //
 //go:noescape
 func adamDecayAVX(p *float32, grad *float32, m *float32, v *float32, n int, b1 float32, b2 float32, c1 float32, c2 float32, eps float32, decay float32, step float32)
+
+// weightedSumAVX adds, for p = 0 .. pairs-1 in order, w[p]·eps[p][i] to acc[i] for i < n,
+// each product rounded before its add (the bits of pairs addScaled calls on
+// acc), with MXCSR = mxcsr; the caller's MXCSR is restored before
+// returning. Requires n >= 1 and pairs >= 1.
+//
+//go:noescape
+func weightedSumAVX(acc *float32, n int, eps **float32, w *float32, pairs int, mxcsr uint32)

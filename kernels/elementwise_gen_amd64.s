@@ -293,3 +293,94 @@ adamDecayAVX_tail:
 adamDecayAVX_done:
 	VZEROUPPER
 	RET
+
+// func weightedSumAVX(acc *float32, n int, eps **float32, w *float32, pairs int, mxcsr uint32)
+// Requires: AVX, SSE
+TEXT ·weightedSumAVX(SB), NOSPLIT, $8-44
+	MOVQ acc+0(FP), AX
+	MOVQ n+8(FP), CX
+	MOVQ eps+16(FP), DX
+	MOVQ w+24(FP), BX
+	MOVQ pairs+32(FP), SI
+
+	// Enter the environment's denormal mode; the caller's is restored on exit.
+	STMXCSR (SP)
+	LDMXCSR mxcsr+40(FP)
+	XORQ    DI, DI
+	MOVQ    CX, R9
+	ANDQ    $-8, R9
+	MOVQ    CX, R8
+	ANDQ    $-32, R8
+
+weightedSumAVX_blocks32:
+	CMPQ    DI, R8
+	JAE     weightedSumAVX_blocks32_done
+	VMOVUPS (AX)(DI*4), Y0
+	VMOVUPS 32(AX)(DI*4), Y2
+	VMOVUPS 64(AX)(DI*4), Y3
+	VMOVUPS 96(AX)(DI*4), Y4
+	XORQ    R10, R10
+
+weightedSumAVX_blocks32_pair:
+	MOVQ         (DX)(R10*8), R11
+	VBROADCASTSS (BX)(R10*4), Y5
+	VMULPS       (R11)(DI*4), Y5, Y1
+	VADDPS       Y1, Y0, Y0
+	VMULPS       32(R11)(DI*4), Y5, Y1
+	VADDPS       Y1, Y2, Y2
+	VMULPS       64(R11)(DI*4), Y5, Y1
+	VADDPS       Y1, Y3, Y3
+	VMULPS       96(R11)(DI*4), Y5, Y1
+	VADDPS       Y1, Y4, Y4
+	INCQ         R10
+	CMPQ         R10, SI
+	JB           weightedSumAVX_blocks32_pair
+	VMOVUPS      Y0, (AX)(DI*4)
+	VMOVUPS      Y2, 32(AX)(DI*4)
+	VMOVUPS      Y3, 64(AX)(DI*4)
+	VMOVUPS      Y4, 96(AX)(DI*4)
+	ADDQ         $0x00000020, DI
+	JMP          weightedSumAVX_blocks32
+
+weightedSumAVX_blocks32_done:
+weightedSumAVX_blocks8:
+	CMPQ    DI, R9
+	JAE     weightedSumAVX_blocks8_done
+	VMOVUPS (AX)(DI*4), Y0
+	XORQ    R8, R8
+
+weightedSumAVX_blocks8_pair:
+	MOVQ         (DX)(R8*8), R10
+	VBROADCASTSS (BX)(R8*4), Y1
+	VMULPS       (R10)(DI*4), Y1, Y1
+	VADDPS       Y1, Y0, Y0
+	INCQ         R8
+	CMPQ         R8, SI
+	JB           weightedSumAVX_blocks8_pair
+	VMOVUPS      Y0, (AX)(DI*4)
+	ADDQ         $0x00000008, DI
+	JMP          weightedSumAVX_blocks8
+
+weightedSumAVX_blocks8_done:
+weightedSumAVX_scalar:
+	CMPQ   DI, CX
+	JAE    weightedSumAVX_scalar_done
+	VMOVSS (AX)(DI*4), X0
+	XORQ   R8, R8
+
+weightedSumAVX_scalar_pair:
+	MOVQ   (DX)(R8*8), R9
+	VMOVSS (BX)(R8*4), X1
+	VMULSS (R9)(DI*4), X1, X1
+	VADDSS X1, X0, X0
+	INCQ   R8
+	CMPQ   R8, SI
+	JB     weightedSumAVX_scalar_pair
+	VMOVSS X0, (AX)(DI*4)
+	ADDQ   $0x00000001, DI
+	JMP    weightedSumAVX_scalar
+
+weightedSumAVX_scalar_done:
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET

@@ -281,6 +281,14 @@ func FuzzElementwise(f *testing.F) {
 					t.Fatalf("%s %v AddScaled %#08x + %#08x·%#08x = %#08x, reference %#08x", be.name, env, math.Float32bits(src[i]), math.Float32bits(s), math.Float32bits(y[i]), math.Float32bits(dst[i]), math.Float32bits(want))
 				}
 			}
+			// WeightedSum: src accumulates y·s, then bias·x (two pairs).
+			copy(dst, src)
+			withBackend(be, func() { WeightedSum(env, dst, [][]float32{y, bias}, []float32{s, x}) })
+			for i := range dst {
+				if want := Add(env, Add(env, src[i], Mul(env, s, y[i])), Mul(env, x, bias[i])); !sameBits(dst[i], want) {
+					t.Fatalf("%s %v WeightedSum element %d = %#08x, reference %#08x", be.name, env, i, math.Float32bits(dst[i]), math.Float32bits(want))
+				}
+			}
 		}
 	})
 }

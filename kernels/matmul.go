@@ -64,19 +64,94 @@ func MatMulTransBParallel(env Env, dst, a, b []float32, m, k, n, threads int) {
 	product("MatMulTransBParallel", env, dst, a, b, m, k, n, false, true, false, threads)
 }
 
+// MatMulPerturbed sets dst = a·w for the k×n matrix w = theta + s·eps
+// (row-major, like theta and eps), each element of w the product s·eps
+// rounded to float32, then the sum rounded, in IEEE: the same bits as
+// AddScaled(IEEE, w, theta, eps, s) followed by MatMulParallel(env, dst,
+// a, w, m, k, n, threads). It is how evolution strategies run a perturbed
+// member without storing its weights: the SIMD backends compute w while
+// they pack the B panels the kernel reads, which saves writing w and
+// reading it back.
+func MatMulPerturbed(env Env, dst, a, theta, eps []float32, s float32, m, k, n, threads int) {
+	if len(eps) < k*n {
+		panic(fmt.Sprintf("kernels.MatMulPerturbed: eps holds %d values, k=%d n=%d need %d", len(eps), k, n, k*n))
+	}
+	checkDims("MatMulPerturbed", env, dst, a, theta, m, k, n)
+	clear(dst[:m*n])
+	if m == 0 || n == 0 || k == 0 {
+		return
+	}
+	av, bv := matrix{data: a, rs: k, cs: 1}, matrix{data: theta, rs: n, cs: 1, eps: eps, s: s}
+	be := serving()
+	mode, native := be.mode(env)
+	if !native || be.kern == nil {
+		// The reference reads B element by element: materialise w.
+		w := make([]float32, k*n)
+		AddScaled(IEEE, w, theta[:k*n], eps[:k*n], s)
+		be, bv = pureGo, matrix{data: w, rs: n, cs: 1}
+	}
+	run(be, env, mode, dst, av, bv, m, k, n, threads)
+}
+
+// MatMulPerturbedPair is MatMulPerturbed for the two members of an
+// antithetic pair: dstPlus = aPlus·(theta + s·eps) and dstMinus =
+// aMinus·(theta + (−s)·eps), the same bits as the two MatMulPerturbed calls.
+// When all rows fit one row block, the SIMD backends pack both members'
+// weights in one pass over theta and eps, and when aMinus is aPlus (a
+// pair's first layer, on the same inputs) prepare its blocks once; with
+// more rows the packing is a small share and the members run one by one.
+func MatMulPerturbedPair(env Env, dstPlus, dstMinus, aPlus, aMinus, theta, eps []float32, s float32, m, k, n int) {
+	if len(eps) < k*n {
+		panic(fmt.Sprintf("kernels.MatMulPerturbedPair: eps holds %d values, k=%d n=%d need %d", len(eps), k, n, k*n))
+	}
+	checkDims("MatMulPerturbedPair", env, dstPlus, aPlus, theta, m, k, n)
+	checkDims("MatMulPerturbedPair", env, dstMinus, aMinus, theta, m, k, n)
+	be := serving()
+	mode, native := be.mode(env)
+	if !native || be.kern == nil || m == 0 || n == 0 || k == 0 || m > be.kern.mc {
+		MatMulPerturbed(env, dstPlus, aPlus, theta, eps, s, m, k, n, 1)
+		MatMulPerturbed(env, dstMinus, aMinus, theta, eps, -s, m, k, n, 1)
+		return
+	}
+	clear(dstPlus[:m*n])
+	clear(dstMinus[:m*n])
+	be.kern.perturbedOneBlock(mode, dstPlus, dstMinus, n, matrix{data: aPlus, rs: k, cs: 1}, matrix{data: aMinus, rs: k, cs: 1},
+		matrix{data: theta, rs: n, cs: 1, eps: eps, s: s}, m, k, n)
+}
+
 // matrix is a read-only strided view of a matrix operand: element (i, j) is
 // data[i*rs + j*cs]. Row-major storage has cs = 1; a transposed operand has
 // rs = 1.
 type matrix struct {
 	data   []float32
 	rs, cs int
+	// eps, when not nil, perturbs a row-major B operand (MatMulPerturbed):
+	// element (i, j) is data[x] + s·eps[x], x = i*rs + j, the product
+	// rounded before the add, in IEEE. Only packB reads it.
+	eps []float32
+	s   float32
 }
 
 func (x matrix) at(i, j int) float32 { return x.data[i*x.rs+j*x.cs] }
 
 // sub returns the view whose element (0, 0) is x's element (i, j).
 func (x matrix) sub(i, j int) matrix {
-	return matrix{x.data[i*x.rs+j*x.cs:], x.rs, x.cs}
+	off := i*x.rs + j*x.cs
+	y := matrix{data: x.data[off:], rs: x.rs, cs: x.cs, s: x.s}
+	if x.eps != nil {
+		y.eps = x.eps[off:]
+	}
+	return y
+}
+
+// perturbRow writes theta[j] + s·eps[j] for j < len(dst) to dst, the
+// product rounded first (the explicit conversion forbids fusing it into an
+// FMA), in IEEE, which is the Go environment.
+func perturbRow(dst, theta, eps []float32, s float32) {
+	theta, eps = theta[:len(dst)], eps[:len(dst)]
+	for j := range dst {
+		dst[j] = theta[j] + float32(s*eps[j])
+	}
 }
 
 func checkDims(op string, env Env, dst, a, b []float32, m, k, n int) {
@@ -101,13 +176,13 @@ func overflows(x, y int) bool { return x != 0 && y > math.MaxInt/x }
 
 func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, transB, acc bool, threads int) {
 	checkDims(op, env, dst, a, b, m, k, n)
-	av := matrix{a, k, 1}
+	av := matrix{data: a, rs: k, cs: 1}
 	if transA {
-		av = matrix{a, 1, m}
+		av = matrix{data: a, rs: 1, cs: m}
 	}
-	bv := matrix{b, n, 1}
+	bv := matrix{data: b, rs: n, cs: 1}
 	if transB {
-		bv = matrix{b, 1, k}
+		bv = matrix{data: b, rs: 1, cs: k}
 	}
 	if !acc {
 		// The chains start from +0.
@@ -116,11 +191,22 @@ func product(op string, env Env, dst, a, b []float32, m, k, n int, transA, trans
 	if m == 0 || n == 0 || k == 0 {
 		return
 	}
-	be := active
+	serving().run(env, dst, av, bv, m, k, n, threads)
+}
+
+// run continues the chains of dst (m×n, row-major) with a·b on be, or on
+// the reference when be cannot do env natively.
+func (be *backend) run(env Env, dst []float32, av, bv matrix, m, k, n, threads int) {
 	mode, native := be.mode(env)
 	if !native {
 		be = pureGo
 	}
+	run(be, env, mode, dst, av, bv, m, k, n, threads)
+}
+
+// run continues the chains of dst (m×n, row-major) with av·bv on be, on up
+// to threads goroutines.
+func run(be *backend, env Env, mode uint32, dst []float32, av, bv matrix, m, k, n, threads int) {
 	// Below about 2^18 fused multiply-adds per goroutine the start-up
 	// costs more than it saves.
 	threads = min(threads, max(1, m*n*k/(1<<18)))

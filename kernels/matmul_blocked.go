@@ -7,6 +7,11 @@ package kernels
 
 import "sync"
 
+// perturbedBlockBytes bounds the packed weights of a perturbed product with
+// one row block (both members' for a pair): they stay in L2 beside the
+// block of A while the kernel reads them.
+const perturbedBlockBytes = 256 << 10
+
 // microKernel is one assembly kernel with its tile and cache-block sizes.
 type microKernel struct {
 	mr, nr int // the register tile: mr rows × nr columns
@@ -27,6 +32,21 @@ type microKernel struct {
 	// copyRows, when not nil, copies kb rows of nr floats, rs floats apart
 	// in src, to dst: the B panel packing without a memmove call per row.
 	copyRows func(dst, src *float32, kb, rs int)
+	// perturbBlock, when not nil, packs whole B panels of theta + s·eps
+	// (rows rs floats apart in both), the product rounded before the add,
+	// in IEEE, reading row by row: a perturbed member's weights
+	// (MatMulPerturbed).
+	perturbBlock func(dst, theta, eps *float32, kb, panels, rs int, s float32)
+	// perturbPairBlock, when not nil, is perturbBlock for both members of
+	// an antithetic pair, θ + s·ε and θ + (−s)·ε, reading θ and ε once.
+	perturbPairBlock func(dst, dstMinus, theta, eps *float32, kb, panels, rs int, s, sMinus float32)
+	// shortK, when not nil, runs a product whose chains are at most
+	// shortKMax steps (row-major A and B, read in place): a low-rank
+	// perturbation's u·B. narrow, when not nil, runs one with at most 4
+	// columns (x·A), one row's chains in one 4-lane register, the columns
+	// past n masked off by mask (n lanes of all ones).
+	shortK func(a, b, c *float32, m, n, k, lda, ldb, ldc int, mode uint32)
+	narrow func(a, b, c *float32, m, k, lda, ldb, ldc int, mask *uint32, mode uint32)
 	// free holds scratch memory between calls. Not a sync.Pool: a pool is
 	// emptied at every GC, and reallocating a megabyte of scratch per call
 	// then causes the next GC.
@@ -80,6 +100,9 @@ func (s *blockScratch) packedB(size int) []float32 {
 // mr. When all rows fit one row block, each B panel is packed just before
 // its kernel call and is still in L1 when the kernel reads it.
 func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) {
+	if a.cs == 1 && b.cs == 1 && b.eps == nil && kern.smallShape(mode, c, ldc, a, b, m, k, n) {
+		return
+	}
 	s := kern.scratch()
 	defer kern.release(s)
 	nr := kern.nr
@@ -87,11 +110,20 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 	// load and store of C for a few steps.
 	nkb := (k + kern.kc - 1) / kern.kc
 	kstep := (k + nkb - 1) / nkb
-	for jc := 0; jc < n; jc += kern.nc {
-		nb := min(kern.nc, n-jc)
+	// A perturbed member's weights are packed a block at a time, row by
+	// row, so that θ and the noise stream sequentially (packPerturbed).
+	// With several row blocks the full width is packed once for all of
+	// them, as unperturbed.
+	perturbed, nc := b.eps != nil, kern.nc
+	if perturbed && m <= kern.mc {
+		kern.perturbedOneBlock(mode, c, nil, ldc, a, a, b, m, k, n)
+		return
+	}
+	for jc := 0; jc < n; jc += nc {
+		nb := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kstep {
 			kb := min(kstep, k-pc)
-			if m <= kern.mc {
+			if m <= kern.mc && !perturbed {
 				ab := kern.prepareA(s, a, 0, m, pc, kb, nb)
 				panel := s.packedB(kb * nr)
 				for j0 := 0; j0 < nb; j0 += nr {
@@ -101,8 +133,12 @@ func (kern *microKernel) product(mode uint32, c []float32, ldc int, a, b matrix,
 				continue
 			}
 			packed := s.packedB(kb * (nb + nr - 1) / nr * nr)
-			for j0 := 0; j0 < nb; j0 += nr {
-				kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+			if perturbed {
+				kern.packPerturbed(packed, b, pc, kb, jc, nb)
+			} else {
+				for j0 := 0; j0 < nb; j0 += nr {
+					kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+				}
 			}
 			for ic := 0; ic < m; ic += kern.mc {
 				mb := min(kern.mc, m-ic)
@@ -203,6 +239,14 @@ func (kern *microKernel) tiles(mode uint32, c []float32, ldc int, ab aBlock, s *
 func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 	nr := kern.nr
 	src := b.sub(pc, j0)
+	if src.eps != nil { // a perturbed member: row-major only (MatMulPerturbed)
+		for p := 0; p < kb; p++ {
+			row := panel[p*nr : p*nr+nr]
+			perturbRow(row[:nw], src.data[p*src.rs:], src.eps[p*src.rs:], src.s)
+			clear(row[nw:])
+		}
+		return
+	}
 	if src.cs == 1 && nw == nr && kern.copyRows != nil {
 		kern.copyRows(&panel[0], &src.data[0], kb, src.rs)
 		return
@@ -243,6 +287,97 @@ func (kern *microKernel) packB(panel []float32, b matrix, pc, kb, j0, nw int) {
 	}
 }
 
+// packPerturbed packs the kb×nb block at (pc, jc) of a perturbed B (b.eps
+// set) into packed, panel after panel of kb×nr: the whole panels row by row
+// (perturbBlock), a last partial one, zero-padded, by packB.
+func (kern *microKernel) packPerturbed(packed []float32, b matrix, pc, kb, jc, nb int) {
+	nr := kern.nr
+	j0 := 0
+	if kern.perturbBlock != nil && nb >= nr {
+		src := b.sub(pc, jc)
+		kern.perturbBlock(&packed[0], &src.data[0], &src.eps[0], kb, nb/nr, src.rs, src.s)
+		j0 = nb / nr * nr
+	}
+	for ; j0 < nb; j0 += nr {
+		kern.packB(packed[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+	}
+}
+
+// perturbedOneBlock continues the chains of c1 (m×n, row stride ldc) with
+// a1·(θ + s·ε), where b holds θ, ε and s, and, when c2 is not nil, those of
+// c2 with a2·(θ + (−s)·ε): an antithetic pair, whose weights are packed
+// together in one pass over θ and ε, and whose block of A is prepared once
+// when a2 is a1. All rows fit one row block (m <= mc). K-blocks run
+// outside, so each block of A is prepared once, and the weights are packed
+// perturbedNC (a pair: perturbedPairNC) columns at a time, so the packed
+// block stays in L2 while the kernel reads it.
+func (kern *microKernel) perturbedOneBlock(mode uint32, c1, c2 []float32, ldc int, a1, a2, b matrix, m, k, n int) {
+	pair := c2 != nil
+	s1 := kern.scratch()
+	defer kern.release(s1)
+	s2 := s1
+	if pair {
+		s2 = kern.scratch()
+		defer kern.release(s2)
+	}
+	nr := kern.nr
+	shared := &a1.data[0] == &a2.data[0] && a1.rs == a2.rs && a1.cs == a2.cs
+	// Whole rows of θ and ε are read, so both stream sequentially; the
+	// K-blocks are short enough that the packed blocks stay in L2.
+	nc := min(kern.nc, n)
+	members := 1
+	if pair {
+		members = 2
+	}
+	width := (nc + nr - 1) / nr * nr
+	kmax := max(8, min(kern.kc, perturbedBlockBytes/(4*width*members)))
+	nkb := (k + kmax - 1) / kmax
+	kstep := (k + nkb - 1) / nkb
+	for pc := 0; pc < k; pc += kstep {
+		kb := min(kstep, k-pc)
+		ab1 := kern.prepareA(s1, a1, 0, m, pc, kb, n)
+		ab2, sa2 := ab1, s1
+		if pair && !shared {
+			ab2, sa2 = kern.prepareA(s2, a2, 0, m, pc, kb, n), s2
+		}
+		for jc := 0; jc < n; jc += nc {
+			nb := min(nc, n-jc)
+			size := kb * ((nb + nr - 1) / nr) * nr
+			plus := s1.packedB(size)
+			if pair {
+				minus := s2.packedB(size)
+				kern.packPerturbedPair(plus, minus, b, pc, kb, jc, nb)
+				for j0 := 0; j0 < nb; j0 += nr {
+					kern.tiles(mode, c2[jc+j0:], ldc, ab2, sa2, minus[j0*kb:j0*kb+kb*nr], m, kb, min(nr, nb-j0))
+				}
+			} else {
+				kern.packPerturbed(plus, b, pc, kb, jc, nb)
+			}
+			for j0 := 0; j0 < nb; j0 += nr {
+				kern.tiles(mode, c1[jc+j0:], ldc, ab1, s1, plus[j0*kb:j0*kb+kb*nr], m, kb, min(nr, nb-j0))
+			}
+		}
+	}
+}
+
+// packPerturbedPair is packPerturbed for both members of a pair: plus gets
+// θ + s·ε, minus θ + (−s)·ε.
+func (kern *microKernel) packPerturbedPair(plus, minus []float32, b matrix, pc, kb, jc, nb int) {
+	nr := kern.nr
+	j0 := 0
+	if kern.perturbPairBlock != nil && nb >= nr {
+		src := b.sub(pc, jc)
+		kern.perturbPairBlock(&plus[0], &minus[0], &src.data[0], &src.eps[0], kb, nb/nr, src.rs, src.s, -src.s)
+		j0 = nb / nr * nr
+	}
+	bm := b
+	bm.s = -b.s
+	for ; j0 < nb; j0 += nr {
+		kern.packB(plus[j0*kb:j0*kb+kb*nr], b, pc, kb, jc+j0, min(nr, nb-j0))
+		kern.packB(minus[j0*kb:j0*kb+kb*nr], bm, pc, kb, jc+j0, min(nr, nb-j0))
+	}
+}
+
 // packRows copies the mb×kb block of a row-major into dst (row stride kb),
 // for an A that is stored transposed.
 func packRows(dst []float32, a matrix, mb, kb int) {
@@ -265,4 +400,36 @@ func copyBlock(dst []float32, ldd int, src []float32, lds, rows, cols int) {
 	for r := 0; r < rows; r++ {
 		copy(dst[r*ldd:r*ldd+cols], src[r*lds:r*lds+cols])
 	}
+}
+
+// shortKMax is the longest chain shortK runs: beyond it the packed kernel's
+// register tile wins.
+const shortKMax = 8
+
+// narrowMasks[n] selects the first n of 4 lanes.
+var narrowMasks = [5][4]uint32{{}, {^uint32(0)}, {^uint32(0), ^uint32(0)}, {^uint32(0), ^uint32(0), ^uint32(0)},
+	{^uint32(0), ^uint32(0), ^uint32(0), ^uint32(0)}}
+
+// smallShape runs the product in place, without packing, when it has at
+// most 4 columns (narrow) or chains of at most shortKMax steps (shortK),
+// and reports whether it did. Each call covers whole rows, about 2^20
+// fused multiply-adds at most, so the garbage collector is not held up.
+func (kern *microKernel) smallShape(mode uint32, c []float32, ldc int, a, b matrix, m, k, n int) bool {
+	switch {
+	case n <= 4 && kern.narrow != nil:
+		step := max(1, (1<<20)/(k*n))
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			kern.narrow(&a.data[i0*a.rs], &b.data[0], &c[i0*ldc], rows, k, a.rs, b.rs, ldc, &narrowMasks[n][0], mode)
+		}
+		return true
+	case k <= shortKMax && kern.shortK != nil:
+		step := max(1, (1<<20)/(k*n))
+		for i0 := 0; i0 < m; i0 += step {
+			rows := min(step, m-i0)
+			kern.shortK(&a.data[i0*a.rs], &b.data[0], &c[i0*ldc], rows, n, k, a.rs, b.rs, ldc, mode)
+		}
+		return true
+	}
+	return false
 }

@@ -29,6 +29,21 @@ func matmulKernelAVX2Cols(a *float32, b *float32, c *float32, kc int, lda int, l
 //go:noescape
 func copyRowsAVX2(dst *float32, src *float32, kb int, rs int)
 
+// perturbBlockAVX2 packs panels B panels of 16 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbBlockAVX2(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+
+// perturbPairBlockAVX2 packs panels B panels of 16 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX2(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+
 // transposeRowsAVX2 packs 8*groups rows of a 16-wide B panel from columns cs floats apart: dst[(8g+p)*16+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
@@ -61,6 +76,21 @@ func matmulKernelAVX512Cols(a *float32, b *float32, c *float32, kc int, lda int,
 //
 //go:noescape
 func copyRowsAVX512(dst *float32, src *float32, kb int, rs int)
+
+// perturbBlockAVX512 packs panels B panels of 32 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbBlockAVX512(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+
+// perturbPairBlockAVX512 packs panels B panels of 32 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX512(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
 
 // transposeRowsAVX512 packs 8*groups rows of a 32-wide B panel from columns cs floats apart: dst[(8g+p)*32+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
@@ -95,6 +125,21 @@ func matmulKernelAVX512TwinCols(a *float32, b *float32, c *float32, kc int, lda 
 //go:noescape
 func copyRowsAVX512Twin(dst *float32, src *float32, kb int, rs int)
 
+// perturbBlockAVX512Twin packs panels B panels of 8 columns (kb rows each) of theta + s·eps
+// (rows rs floats apart in both), row by row, the product rounded before the add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbBlockAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+
+// perturbPairBlockAVX512Twin packs panels B panels of 8 columns (kb rows each) of theta + s·eps to dst
+// and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta
+// and eps (rows rs floats apart) once, row by row, each product rounded before its add,
+// under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.
+//
+//go:noescape
+func perturbPairBlockAVX512Twin(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+
 // transposeRowsAVX512Twin packs 8*groups rows of a 8-wide B panel from columns cs floats apart: dst[(8g+p)*8+j] = src[j*cs+8g+p]. Requires groups >= 1.
 //
 //go:noescape
@@ -102,3 +147,22 @@ func transposeRowsAVX512Twin(dst *float32, src *float32, groups int, cs int)
 
 // matmulTileAVX512Twin returns the register tile of the AVX2+FMA, test-only twin of the AVX-512 tile kernels: 10 rows × 8 columns.
 func matmulTileAVX512Twin() (mr int, nr int)
+
+// matmulShortKAVX2 continues, for each of m rows and n columns of C (row stride ldc), the
+// chain C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B
+// row-major (row strides lda, ldb), without packing: for short chains.
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires m, n, k >= 1.
+//
+//go:noescape
+func matmulShortKAVX2(a *float32, b *float32, c *float32, m int, n int, k int, lda int, ldb int, ldc int, mxcsr uint32)
+
+// matmulNarrowAVX2 continues, for each of m rows of C (row stride ldc) and the n <= 4
+// columns that mask selects (n lanes of all ones), the chain
+// C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B
+// row-major (row strides lda, ldb), one row's chains in the lanes of an xmm register.
+// It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.
+// Requires m, k >= 1.
+//
+//go:noescape
+func matmulNarrowAVX2(a *float32, b *float32, c *float32, m int, k int, lda int, ldb int, ldc int, mask *uint32, mxcsr uint32)

@@ -453,6 +453,95 @@ copyRowsAVX2_row:
 	VZEROUPPER
 	RET
 
+// func perturbBlockAVX2(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbBlockAVX2(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+40(FP), SI
+	SHLQ         $0x02, SI
+	MOVQ         BX, DI
+	SHLQ         $0x06, DI
+	VBROADCASTSS s+48(FP), Y0
+
+perturbBlockAVX2_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX2_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (R10)
+	VMULPS  32(DX)(R9*1), Y0, Y1
+	VMOVUPS 32(CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 32(R10)
+	ADDQ    $0x00000040, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX2_panel
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000040, AX
+	DECQ    BX
+	JNZ     perturbBlockAVX2_row
+	VZEROUPPER
+	RET
+
+// func perturbPairBlockAVX2(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX2(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x06, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX2_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX2_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	VMULPS  32(BX)(R10*1), Y0, Y2
+	VMOVUPS 32(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R11)
+	VMULPS  32(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R12)
+	ADDQ    $0x00000040, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX2_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000040, AX
+	ADDQ    $0x00000040, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX2_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX2(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX2(SB), NOSPLIT, $0-32
@@ -1242,6 +1331,117 @@ copyRowsAVX512_row:
 	VZEROUPPER
 	RET
 
+// func perturbBlockAVX512(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbBlockAVX512(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+40(FP), SI
+	SHLQ         $0x02, SI
+	MOVQ         BX, DI
+	SHLQ         $0x07, DI
+	VBROADCASTSS s+48(FP), Y0
+
+perturbBlockAVX512_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX512_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (R10)
+	VMULPS  32(DX)(R9*1), Y0, Y1
+	VMOVUPS 32(CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 32(R10)
+	VMULPS  64(DX)(R9*1), Y0, Y1
+	VMOVUPS 64(CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 64(R10)
+	VMULPS  96(DX)(R9*1), Y0, Y1
+	VMOVUPS 96(CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, 96(R10)
+	ADDQ    $0x00000080, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX512_panel
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000080, AX
+	DECQ    BX
+	JNZ     perturbBlockAVX512_row
+	VZEROUPPER
+	RET
+
+// func perturbPairBlockAVX512(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX512(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x07, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX512_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX512_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	VMULPS  32(BX)(R10*1), Y0, Y2
+	VMOVUPS 32(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R11)
+	VMULPS  32(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 32(R12)
+	VMULPS  64(BX)(R10*1), Y0, Y2
+	VMOVUPS 64(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 64(R11)
+	VMULPS  64(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 64(R12)
+	VMULPS  96(BX)(R10*1), Y0, Y2
+	VMOVUPS 96(DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 96(R11)
+	VMULPS  96(BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, 96(R12)
+	ADDQ    $0x00000080, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX512_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000080, AX
+	ADDQ    $0x00000080, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX512_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX512(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX512(SB), NOSPLIT, $0-32
@@ -1943,6 +2143,84 @@ copyRowsAVX512Twin_row:
 	VZEROUPPER
 	RET
 
+// func perturbBlockAVX512Twin(dst *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32)
+// Requires: AVX
+TEXT ·perturbBlockAVX512Twin(SB), NOSPLIT, $0-52
+	MOVQ         dst+0(FP), AX
+	MOVQ         theta+8(FP), CX
+	MOVQ         eps+16(FP), DX
+	MOVQ         kb+24(FP), BX
+	MOVQ         rs+40(FP), SI
+	SHLQ         $0x02, SI
+	MOVQ         BX, DI
+	SHLQ         $0x05, DI
+	VBROADCASTSS s+48(FP), Y0
+
+perturbBlockAVX512Twin_row:
+	MOVQ panels+32(FP), R8
+	XORQ R9, R9
+	MOVQ AX, R10
+
+perturbBlockAVX512Twin_panel:
+	VMULPS  (DX)(R9*1), Y0, Y1
+	VMOVUPS (CX)(R9*1), Y2
+	VADDPS  Y1, Y2, Y1
+	VMOVUPS Y1, (R10)
+	ADDQ    $0x00000020, R9
+	ADDQ    DI, R10
+	DECQ    R8
+	JNZ     perturbBlockAVX512Twin_panel
+	ADDQ    SI, CX
+	ADDQ    SI, DX
+	ADDQ    $0x00000020, AX
+	DECQ    BX
+	JNZ     perturbBlockAVX512Twin_row
+	VZEROUPPER
+	RET
+
+// func perturbPairBlockAVX512Twin(dst *float32, dstMinus *float32, theta *float32, eps *float32, kb int, panels int, rs int, s float32, sMinus float32)
+// Requires: AVX
+TEXT ·perturbPairBlockAVX512Twin(SB), NOSPLIT, $0-64
+	MOVQ         dst+0(FP), AX
+	MOVQ         dstMinus+8(FP), CX
+	MOVQ         theta+16(FP), DX
+	MOVQ         eps+24(FP), BX
+	MOVQ         kb+32(FP), SI
+	MOVQ         rs+48(FP), DI
+	SHLQ         $0x02, DI
+	MOVQ         SI, R8
+	SHLQ         $0x05, R8
+	VBROADCASTSS s+56(FP), Y0
+	VBROADCASTSS sMinus+60(FP), Y1
+
+perturbPairBlockAVX512Twin_row:
+	MOVQ panels+40(FP), R9
+	XORQ R10, R10
+	MOVQ AX, R11
+	MOVQ CX, R12
+
+perturbPairBlockAVX512Twin_panel:
+	VMULPS  (BX)(R10*1), Y0, Y2
+	VMOVUPS (DX)(R10*1), Y3
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R11)
+	VMULPS  (BX)(R10*1), Y1, Y2
+	VADDPS  Y2, Y3, Y2
+	VMOVUPS Y2, (R12)
+	ADDQ    $0x00000020, R10
+	ADDQ    R8, R11
+	ADDQ    R8, R12
+	DECQ    R9
+	JNZ     perturbPairBlockAVX512Twin_panel
+	ADDQ    DI, DX
+	ADDQ    DI, BX
+	ADDQ    $0x00000020, AX
+	ADDQ    $0x00000020, CX
+	DECQ    SI
+	JNZ     perturbPairBlockAVX512Twin_row
+	VZEROUPPER
+	RET
+
 // func transposeRowsAVX512Twin(dst *float32, src *float32, groups int, cs int)
 // Requires: AVX
 TEXT ·transposeRowsAVX512Twin(SB), NOSPLIT, $0-32
@@ -2013,4 +2291,297 @@ TEXT ·matmulTileAVX512Twin(SB), NOSPLIT, $0-16
 	MOVQ $0x00000008, CX
 	MOVQ AX, mr+0(FP)
 	MOVQ CX, nr+8(FP)
+	RET
+
+// func matmulShortKAVX2(a *float32, b *float32, c *float32, m int, n int, k int, lda int, ldb int, ldc int, mxcsr uint32)
+// Requires: AVX, FMA3, SSE
+TEXT ·matmulShortKAVX2(SB), NOSPLIT, $16-76
+	MOVQ a+0(FP), AX
+	MOVQ c+16(FP), CX
+	MOVQ lda+48(FP), DX
+	MOVQ ldb+56(FP), BX
+	MOVQ ldc+64(FP), SI
+	SHLQ $0x02, DX
+	SHLQ $0x02, BX
+	SHLQ $0x02, SI
+
+	// Enter the environment's denormal mode; the caller's is restored on exit.
+	STMXCSR (SP)
+	LDMXCSR mxcsr+72(FP)
+	MOVQ    m+24(FP), DI
+	MOVQ    DI, 8(SP)
+	MOVQ    n+32(FP), DI
+	MOVQ    DI, R12
+	ANDQ    $-32, R12
+	MOVQ    DI, R13
+	ANDQ    $-8, R13
+
+matmulShortKAVX2_row:
+	XORQ R8, R8
+
+matmulShortKAVX2_cols32:
+	CMPQ    R8, R12
+	JAE     matmulShortKAVX2_cols32_done
+	VMOVUPS (CX)(R8*4), Y0
+	VMOVUPS 32(CX)(R8*4), Y1
+	VMOVUPS 64(CX)(R8*4), Y2
+	VMOVUPS 96(CX)(R8*4), Y3
+	MOVQ    b+8(FP), R9
+	LEAQ    (R9)(R8*4), R9
+	MOVQ    AX, R10
+	MOVQ    k+40(FP), R11
+
+matmulShortKAVX2_cols32_step:
+	VBROADCASTSS (R10), Y4
+	VFMADD231PS  (R9), Y4, Y0
+	VFMADD231PS  32(R9), Y4, Y1
+	VFMADD231PS  64(R9), Y4, Y2
+	VFMADD231PS  96(R9), Y4, Y3
+	ADDQ         $0x04, R10
+	ADDQ         BX, R9
+	DECQ         R11
+	JNZ          matmulShortKAVX2_cols32_step
+	VMOVUPS      Y0, (CX)(R8*4)
+	VMOVUPS      Y1, 32(CX)(R8*4)
+	VMOVUPS      Y2, 64(CX)(R8*4)
+	VMOVUPS      Y3, 96(CX)(R8*4)
+	ADDQ         $0x00000020, R8
+	JMP          matmulShortKAVX2_cols32
+
+matmulShortKAVX2_cols32_done:
+matmulShortKAVX2_cols8:
+	CMPQ    R8, R13
+	JAE     matmulShortKAVX2_cols8_done
+	VMOVUPS (CX)(R8*4), Y0
+	MOVQ    b+8(FP), R9
+	LEAQ    (R9)(R8*4), R9
+	MOVQ    AX, R10
+	MOVQ    k+40(FP), R11
+
+matmulShortKAVX2_cols8_step:
+	VBROADCASTSS (R10), Y4
+	VFMADD231PS  (R9), Y4, Y0
+	ADDQ         $0x04, R10
+	ADDQ         BX, R9
+	DECQ         R11
+	JNZ          matmulShortKAVX2_cols8_step
+	VMOVUPS      Y0, (CX)(R8*4)
+	ADDQ         $0x00000008, R8
+	JMP          matmulShortKAVX2_cols8
+
+matmulShortKAVX2_cols8_done:
+matmulShortKAVX2_cols1:
+	CMPQ   R8, DI
+	JAE    matmulShortKAVX2_cols1_done
+	VMOVSS (CX)(R8*4), X0
+	MOVQ   b+8(FP), R9
+	LEAQ   (R9)(R8*4), R9
+	MOVQ   AX, R10
+	MOVQ   k+40(FP), R11
+
+matmulShortKAVX2_cols1_step:
+	VMOVSS      (R10), X4
+	VFMADD231SS (R9), X4, X0
+	ADDQ        $0x04, R10
+	ADDQ        BX, R9
+	DECQ        R11
+	JNZ         matmulShortKAVX2_cols1_step
+	VMOVSS      X0, (CX)(R8*4)
+	ADDQ        $0x00000001, R8
+	JMP         matmulShortKAVX2_cols1
+
+matmulShortKAVX2_cols1_done:
+	ADDQ    DX, AX
+	ADDQ    SI, CX
+	DECQ    8(SP)
+	JNZ     matmulShortKAVX2_row
+	LDMXCSR (SP)
+	VZEROUPPER
+	RET
+
+// func matmulNarrowAVX2(a *float32, b *float32, c *float32, m int, k int, lda int, ldb int, ldc int, mask *uint32, mxcsr uint32)
+// Requires: AVX, FMA3, SSE
+TEXT ·matmulNarrowAVX2(SB), NOSPLIT, $8-76
+	MOVQ    a+0(FP), AX
+	MOVQ    c+16(FP), CX
+	MOVQ    lda+40(FP), DX
+	MOVQ    ldb+48(FP), BX
+	MOVQ    ldc+56(FP), SI
+	SHLQ    $0x02, DX
+	SHLQ    $0x02, BX
+	SHLQ    $0x02, SI
+	MOVQ    mask+64(FP), DI
+	VMOVDQU (DI), X15
+
+	// Enter the environment's denormal mode; the caller's is restored on exit.
+	STMXCSR (SP)
+	LDMXCSR mxcsr+72(FP)
+	MOVQ    m+24(FP), DI
+
+matmulNarrowAVX2_rows8:
+	CMPQ       DI, $0x08
+	JB         matmulNarrowAVX2_rows8_done
+	MOVQ       CX, R8
+	VMASKMOVPS (R8), X15, X0
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X1
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X2
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X3
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X4
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X5
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X6
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X7
+	MOVQ       AX, R10
+	IMUL3Q     $0x03, DX, R11
+	ADDQ       AX, R11
+	IMUL3Q     $0x06, DX, R12
+	ADDQ       AX, R12
+	MOVQ       b+8(FP), R8
+	MOVQ       k+32(FP), R9
+
+matmulNarrowAVX2_rows8_step:
+	VMASKMOVPS   (R8), X15, X8
+	VBROADCASTSS (R10), X9
+	VFMADD231PS  X8, X9, X0
+	VBROADCASTSS (R10)(DX*1), X9
+	VFMADD231PS  X8, X9, X1
+	VBROADCASTSS (R10)(DX*2), X9
+	VFMADD231PS  X8, X9, X2
+	VBROADCASTSS (R11), X9
+	VFMADD231PS  X8, X9, X3
+	VBROADCASTSS (R11)(DX*1), X9
+	VFMADD231PS  X8, X9, X4
+	VBROADCASTSS (R11)(DX*2), X9
+	VFMADD231PS  X8, X9, X5
+	VBROADCASTSS (R12), X9
+	VFMADD231PS  X8, X9, X6
+	VBROADCASTSS (R12)(DX*1), X9
+	VFMADD231PS  X8, X9, X7
+	ADDQ         $0x04, R10
+	ADDQ         $0x04, R11
+	ADDQ         $0x04, R12
+	ADDQ         BX, R8
+	DECQ         R9
+	JNZ          matmulNarrowAVX2_rows8_step
+	MOVQ         CX, R8
+	VMASKMOVPS   X0, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X1, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X2, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X3, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X4, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X5, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X6, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X7, X15, (R8)
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	SUBQ         $0x08, DI
+	JMP          matmulNarrowAVX2_rows8
+
+matmulNarrowAVX2_rows8_done:
+matmulNarrowAVX2_rows4:
+	CMPQ       DI, $0x04
+	JB         matmulNarrowAVX2_rows4_done
+	MOVQ       CX, R8
+	VMASKMOVPS (R8), X15, X0
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X1
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X2
+	ADDQ       SI, R8
+	VMASKMOVPS (R8), X15, X3
+	MOVQ       AX, R10
+	IMUL3Q     $0x03, DX, R11
+	ADDQ       AX, R11
+	MOVQ       b+8(FP), R8
+	MOVQ       k+32(FP), R9
+
+matmulNarrowAVX2_rows4_step:
+	VMASKMOVPS   (R8), X15, X8
+	VBROADCASTSS (R10), X9
+	VFMADD231PS  X8, X9, X0
+	VBROADCASTSS (R10)(DX*1), X9
+	VFMADD231PS  X8, X9, X1
+	VBROADCASTSS (R10)(DX*2), X9
+	VFMADD231PS  X8, X9, X2
+	VBROADCASTSS (R11), X9
+	VFMADD231PS  X8, X9, X3
+	ADDQ         $0x04, R10
+	ADDQ         $0x04, R11
+	ADDQ         BX, R8
+	DECQ         R9
+	JNZ          matmulNarrowAVX2_rows4_step
+	MOVQ         CX, R8
+	VMASKMOVPS   X0, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X1, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X2, X15, (R8)
+	ADDQ         SI, R8
+	VMASKMOVPS   X3, X15, (R8)
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	SUBQ         $0x04, DI
+	JMP          matmulNarrowAVX2_rows4
+
+matmulNarrowAVX2_rows4_done:
+matmulNarrowAVX2_rows1:
+	CMPQ       DI, $0x01
+	JB         matmulNarrowAVX2_rows1_done
+	MOVQ       CX, R8
+	VMASKMOVPS (R8), X15, X0
+	MOVQ       AX, R10
+	MOVQ       b+8(FP), R8
+	MOVQ       k+32(FP), R9
+
+matmulNarrowAVX2_rows1_step:
+	VMASKMOVPS   (R8), X15, X8
+	VBROADCASTSS (R10), X9
+	VFMADD231PS  X8, X9, X0
+	ADDQ         $0x04, R10
+	ADDQ         BX, R8
+	DECQ         R9
+	JNZ          matmulNarrowAVX2_rows1_step
+	MOVQ         CX, R8
+	VMASKMOVPS   X0, X15, (R8)
+	ADDQ         DX, AX
+	ADDQ         SI, CX
+	SUBQ         $0x01, DI
+	JMP          matmulNarrowAVX2_rows1
+
+matmulNarrowAVX2_rows1_done:
+	LDMXCSR (SP)
+	VZEROUPPER
 	RET

@@ -1,10 +1,15 @@
 package kernels
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -13,14 +18,78 @@ import (
 // next to the real backends (see matmul_twin_amd64_test.go).
 var extraTestBackends []*backend
 
-// testBackends are the backends every comparison runs.
-func testBackends() []*backend { return append(availableBackends(), extraTestBackends...) }
+// testBackends are the backends every comparison runs: every backend this
+// machine has and the test-only ones, or only those that
+// UNDERFLOW_TEST_BACKENDS names (comma-separated). The emulated AVX-512
+// stage of make test uses it to spend its slow minutes on avx512 and its
+// twin, not on backends the other stages test natively.
+func testBackends() []*backend {
+	all := append(availableBackends(), extraTestBackends...)
+	only := os.Getenv("UNDERFLOW_TEST_BACKENDS")
+	if only == "" {
+		return all
+	}
+	var bs []*backend
+	for _, be := range all {
+		if slices.Contains(strings.Split(only, ","), be.name) {
+			bs = append(bs, be)
+		}
+	}
+	return bs
+}
+
+// testBackendsIn is testBackends for comparisons in env: when
+// UNDERFLOW_TEST_BACKENDS restricts them, only those that run env
+// natively (the others' calls go to the reference, which the unrestricted
+// runs test).
+func testBackendsIn(env Env) []*backend {
+	bs := testBackends()
+	if os.Getenv("UNDERFLOW_TEST_BACKENDS") == "" {
+		return bs
+	}
+	var native []*backend
+	for _, be := range bs {
+		if _, ok := be.mode(env); ok {
+			native = append(native, be)
+		}
+	}
+	return native
+}
+
+// checkTestBackends fails when UNDERFLOW_TEST_BACKENDS names a backend the
+// tests do not have here: a typo must not leave the tests comparing nothing.
+func checkTestBackends() error {
+	only := os.Getenv("UNDERFLOW_TEST_BACKENDS")
+	if only == "" {
+		return nil
+	}
+	var have []string
+	for _, be := range append(availableBackends(), extraTestBackends...) {
+		have = append(have, be.name)
+	}
+	for _, name := range strings.Split(only, ",") {
+		if !slices.Contains(have, name) {
+			return fmt.Errorf("UNDERFLOW_TEST_BACKENDS=%s names %q, which these tests do not have here (they have: %s)", only, name, strings.Join(have, ", "))
+		}
+	}
+	return nil
+}
 
 // served records the backends that ran a product natively in these tests,
 // for UNDERFLOW_REQUIRE_BACKEND.
 var served = map[string]bool{}
 
 func TestMain(m *testing.M) {
+	if err := checkTestBackends(); err != nil {
+		fmt.Fprintf(os.Stderr, "FAIL: %v\n", err)
+		os.Exit(1)
+	}
+	// The start-up backend's self-test runs now, not inside the first test:
+	// its allocations run runtime code that does floating-point arithmetic
+	// (allocation sampling, GC pacing), which sets MXCSR's sticky precision
+	// flag, and the control-register tests compare the whole register
+	// (seen when TestElementwiseRestoresControlRegister ran first).
+	serving()
 	code := m.Run()
 	if req := os.Getenv("UNDERFLOW_REQUIRE_BACKEND"); req != "" && code == 0 && !served[req] {
 		fmt.Fprintf(os.Stderr, "FAIL: UNDERFLOW_REQUIRE_BACKEND=%s, but backend %s served no product in these tests (available here: %s)\n",
@@ -57,15 +126,32 @@ func TestForcedBackend(t *testing.T) {
 		if ok {
 			continue
 		}
-		func() {
-			defer func() {
-				msg := fmt.Sprint(recover())
-				if !strings.Contains(msg, "UNDERFLOW_BACKEND") || !strings.Contains(msg, name) {
-					t.Errorf("selectBackend(%q): panic %q does not name the problem", name, msg)
-				}
-			}()
-			selectBackend(name)
-		}()
+		_, err := selectBackend(name)
+		if err == nil || !strings.Contains(err.Error(), "UNDERFLOW_BACKEND") || !strings.Contains(err.Error(), name) {
+			t.Errorf("selectBackend(%q): error %v does not name the problem", name, err)
+		}
+	}
+}
+
+// A bad UNDERFLOW_BACKEND stops any program that links kernels before its
+// main runs: exit status 2 and one line naming the variable, no panic trace.
+// The test binary itself is that program.
+func TestBadBackendEnvExits2(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the test binary as a subprocess; not under -short (qemu)")
+	}
+	for _, name := range []string{"nonsense", "avx1024"} {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "UNDERFLOW_BACKEND="+name)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		msg := strings.TrimRight(stderr.String(), "\n")
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || strings.Count(msg, "\n") != 0 ||
+			!strings.Contains(msg, "UNDERFLOW_BACKEND") || !strings.Contains(msg, name) || strings.Contains(msg, "goroutine") {
+			t.Errorf("UNDERFLOW_BACKEND=%s: %v, stderr %q; want exit 2 and one line naming it", name, err, msg)
+		}
 	}
 }
 
@@ -110,8 +196,10 @@ func mmOracle(env Env, f mmForm, dst, a, b []float32, m, k, n int) {
 	}
 }
 
-// withBackend runs fn with be serving the products.
+// withBackend runs fn with be serving the products. The start-up choice is
+// resolved (self-tested) first, so that it does not replace be.
 func withBackend(be *backend, fn func()) {
+	serving()
 	saved := active
 	active = be
 	defer func() { active = saved }()
@@ -176,9 +264,13 @@ func newMMCase(r *rand.Rand, m, k, n int, scale [3]int) mmCase {
 // and compares each with the oracle, bit for bit.
 func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 	t.Helper()
+	bes := testBackendsIn(env)
+	if len(bes) == 0 {
+		return
+	}
 	want := append([]float32(nil), c.c...)
 	mmOracle(env, f, want, c.a, c.b, c.m, c.k, c.n)
-	for _, be := range testBackends() {
+	for _, be := range bes {
 		got := append([]float32(nil), c.c...)
 		if !f.acc {
 			for i := range got {
@@ -204,12 +296,12 @@ func mmCheck(t *testing.T, env Env, f mmForm, c mmCase) {
 
 // mmShapes are the shapes every form and environment runs: tails of the
 // 6×16, 10×32 and 10×8 tiles, K-blocks (kc = 192, 256) and row blocks
-// (mc = 120).
+// (mc = 120 on x86, 128 on NEON; TestMatMulShapesCoverEveryPath checks).
 func mmShapes(r *rand.Rand) [][3]int {
 	shapes := [][3]int{
 		{0, 0, 0}, {0, 5, 3}, {3, 0, 5}, {4, 5, 0}, {1, 1, 1}, {1, 7, 1}, {6, 4, 16}, {10, 3, 32}, {14, 3, 32},
 		{7, 9, 17}, {13, 31, 33}, {5, 260, 15}, {29, 513, 47}, {121, 40, 18}, {125, 17, 70}, {11, 193, 9},
-		{3, 5, 1100},
+		{3, 5, 1100}, {131, 9, 20},
 	}
 	count := 25
 	if testing.Short() {
@@ -228,6 +320,53 @@ func mmShapes(r *rand.Rand) [][3]int {
 		shapes = append(shapes, [3]int{1 + r.IntN(40), 200 + r.IntN(100), 1 + r.IntN(40)})
 	}
 	return shapes
+}
+
+// coverageKernels are the kernels whose blocking TestMatMulShapesCoverEveryPath
+// checks: every test backend's, and (matmul_twin_amd64_test.go) those this
+// CPU cannot run but another stage runs with the same shapes.
+var coverageKernels = map[string]*microKernel{}
+
+// TestMatMulShapesCoverEveryPath: the shapes every form and environment runs
+// (-short included, which the emulated AVX-512 stage uses) reach every path
+// of every kernel's blocking: whole row and column tiles, row and column
+// tails, a K-block resume (k > kc), more rows than one row block (m > mc),
+// more columns than one B block (n > nc), and the packers' fast paths
+// (whole panels with kb >= 8 for the transposing one).
+func TestMatMulShapesCoverEveryPath(t *testing.T) {
+	kerns := maps.Clone(coverageKernels)
+	for _, be := range testBackends() {
+		if be.kern != nil {
+			kerns[be.name] = be.kern
+		}
+	}
+	shapes := mmShapes(rand.New(rand.NewPCG(1, 2))) // TestMatMulBackendsMatchReference's
+	for name, k := range kerns {
+		paths := map[string]bool{}
+		for _, sh := range shapes {
+			m, kk, n := sh[0], sh[1], sh[2]
+			if m == 0 || kk == 0 || n == 0 {
+				continue
+			}
+			paths["whole row tile"] = paths["whole row tile"] || m >= k.mr
+			paths["row tail"] = paths["row tail"] || m%k.mr != 0
+			paths["whole column tile"] = paths["whole column tile"] || n >= k.nr
+			paths["column tail"] = paths["column tail"] || n%k.nr != 0
+			paths["K-block resume"] = paths["K-block resume"] || kk > k.kc
+			paths["several row blocks"] = paths["several row blocks"] || m > k.mc
+			paths["several B blocks"] = paths["several B blocks"] || n > k.nc
+			paths["transposing packer"] = paths["transposing packer"] || n >= k.nr && min(kk, k.kc) >= 8
+		}
+		for _, p := range []string{"whole row tile", "row tail", "whole column tile", "column tail", "K-block resume",
+			"several row blocks", "several B blocks", "transposing packer"} {
+			if !paths[p] {
+				t.Errorf("%s (tile %d×%d, kc %d, mc %d, nc %d): no shape reaches the %s", name, k.mr, k.nr, k.kc, k.mc, k.nc, p)
+			}
+		}
+	}
+	if testing.Short() && len(kerns) == 0 {
+		t.Log("no SIMD kernel here")
+	}
 }
 
 func TestMatMulBackendsMatchReference(t *testing.T) {
@@ -253,6 +392,10 @@ func TestMatMulParallelSameBits(t *testing.T) {
 		m, k, n := sh[0], sh[1], sh[2]
 		c := newMMCase(r, m, k, n, mmScales[0])
 		for _, env := range []Env{IEEE, FTZDAZ, ArmFZ} {
+			bes := testBackendsIn(env)
+			if len(bes) == 0 {
+				continue
+			}
 			want := make([]float32, m*n)
 			mmOracle(env, mmForms[0], want, c.a, c.b, m, k, n)
 			// The transposed forms get the same operands stored transposed.
@@ -275,7 +418,7 @@ func TestMatMulParallelSameBits(t *testing.T) {
 				{"MatMulTransAParallel", func(got []float32, threads int) { MatMulTransAParallel(env, got, at, c.b, m, k, n, threads) }},
 				{"MatMulTransBParallel", func(got []float32, threads int) { MatMulTransBParallel(env, got, c.a, bt, m, k, n, threads) }},
 			}
-			for _, be := range testBackends() {
+			for _, be := range bes {
 				for _, form := range forms {
 					for _, threads := range []int{1, 2, 3, 7} {
 						got := make([]float32, m*n)

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/klauspost/cpuid/v2"
@@ -16,9 +17,16 @@ import (
 func init() {
 	if cpuid.CPU.Supports(cpuid.AVX, cpuid.AVX2, cpuid.FMA3) {
 		twin := newAMD64Kernel(matmulTileAVX512Twin, 192, 120, matmulKernelAVX512Twin, matmulKernelAVX512TwinCols,
-			copyRowsAVX512Twin, transposeRowsAVX512Twin)
+			copyRowsAVX512Twin, perturbBlockAVX512Twin, perturbPairBlockAVX512Twin, transposeRowsAVX512Twin)
 		extraTestBackends = append(extraTestBackends, &backend{name: "avx512-twin", kern: twin, envMode: mxcsrMode})
+		// The AVX2 tiles alone, without the small-shape kernels, so that
+		// the packed path stays tested on the shapes those take over.
+		tiles := newAMD64Kernel(matmulTileAVX2, 256, 120, matmulKernelAVX2, matmulKernelAVX2Cols,
+			copyRowsAVX2, perturbBlockAVX2, perturbPairBlockAVX2, transposeRowsAVX2)
+		tiles.shortK, tiles.narrow = nil, nil
+		extraTestBackends = append(extraTestBackends, &backend{name: "avx2-tiles", kern: tiles, envMode: mxcsrMode})
 	}
+	coverageKernels["avx2"], coverageKernels["avx512"] = avx2Kernel, avx512Kernel
 }
 
 // TestCopyRowsAVX checks the generated panel copies, including the 32-wide
@@ -107,4 +115,15 @@ func TestGeneratedTiles(t *testing.T) {
 	if avx512Kernel.mc%avx512Kernel.mr != 0 || avx2Kernel.mc%avx2Kernel.mr != 0 {
 		t.Errorf("mc not a multiple of mr: avx2 %d/%d, avx512 %d/%d", avx2Kernel.mc, avx2Kernel.mr, avx512Kernel.mc, avx512Kernel.mr)
 	}
+}
+
+// TestPerturbBlockAVX512 checks the 32-wide perturbed block pack that only
+// the AVX-512 backend uses (AVX instructions: it runs here) against the
+// scalar reference; the other widths run in TestPerturbBlockMatchesReference.
+func TestPerturbBlockAVX512(t *testing.T) {
+	if !cpuid.CPU.Supports(cpuid.AVX) {
+		t.Skip("no AVX on this CPU")
+	}
+	kern := newAMD64Kernel(matmulTileAVX512, 192, 120, nil, nil, copyRowsAVX512, perturbBlockAVX512, perturbPairBlockAVX512, transposeRowsAVX512)
+	checkPerturbedBlock(t, "avx512", kern, rand.New(rand.NewPCG(25, 26)))
 }

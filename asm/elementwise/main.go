@@ -5,8 +5,13 @@
 // portable Go loop is scalar.
 //
 // The third kernel, x + s·y with two roundings, perturbs parameters and
-// accumulates noise in evolution strategies. The fourth is Adam's update,
-// the largest cost of a backprop step after the products.
+// accumulates noise in evolution strategies. The fourth folds several of
+// those accumulations into one pass: the update of evolution strategies
+// sums every pair's weighted noise, acc = fl(acc + fl(w_p·ε_p)) in pair
+// order, and streaming several noise slices while acc stays in registers
+// reads and writes acc once per call instead of once per pair. The fifth is
+// Adam's update, the largest cost of a backprop step after the products; it
+// runs in the caller's MXCSR (the Go ABI's IEEE), as the Go loop does.
 //
 // They are exact by construction: MXCSR is set to the environment's value on
 // entry and the caller's restored on exit, and each element is one native
@@ -33,6 +38,7 @@ func main() {
 	genAddScaled("addScaledAVX")
 	genAdam("adamAVX", false)
 	genAdam("adamDecayAVX", true)
+	genWeightedSum("weightedSumAVX")
 	Generate()
 }
 
@@ -303,6 +309,103 @@ func genAdam(name string, decayed bool) {
 		k:      scaK,
 	}
 	elementLoop(name, n, vecEnd, func(i reg.GPVirtual) { body(vec, i) }, func(i reg.GPVirtual) { body(sca, i) })
+	VZEROUPPER()
+	RET()
+}
+
+// genWeightedSum generates name(acc *float32, n int, eps **float32,
+// w *float32, pairs int, mxcsr uint32): for i < n and p = 0, 1, ...,
+// pairs-1 in that order, acc[i] = acc[i] + w[p]·eps[p][i], the product
+// rounded before the add: the bits of pairs successive addScaled calls
+// (acc, acc, eps[p], w[p]), with acc held in registers across the pairs.
+// Blocks of 32 elements (four ymm sums), then of 8, then one at a time.
+func genWeightedSum(name string) {
+	TEXT(name, NOSPLIT, "func(acc *float32, n int, eps **float32, w *float32, pairs int, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s adds, for p = 0 .. pairs-1 in order, w[p]·eps[p][i] to acc[i] for i < n,", name),
+		"each product rounded before its add (the bits of pairs addScaled calls on",
+		"acc), with MXCSR = mxcsr; the caller's MXCSR is restored before",
+		"returning. Requires n >= 1 and pairs >= 1.",
+	)
+	acc := Load(Param("acc"), GP64())
+	n := Load(Param("n"), GP64())
+	eps := Load(Param("eps"), GP64())
+	w := Load(Param("w"), GP64())
+	pairs := Load(Param("pairs"), GP64())
+	saved := enterMXCSR()
+
+	i := GP64()
+	XORQ(i, i)
+	// pass emits one loop over blocks of `lanes` elements (1: scalar) in
+	// `vecs` registers while i < end.
+	pass := func(label string, end reg.Register, vecs, lanes int) {
+		sums := make([]reg.VecVirtual, vecs)
+		prods := make([]reg.VecVirtual, vecs)
+		for v := range sums {
+			if lanes == 1 {
+				sums[v], prods[v] = XMM(), XMM()
+			} else {
+				sums[v], prods[v] = YMM(), YMM()
+			}
+		}
+		wv := YMM()
+		wx := XMM()
+		width := vecs * lanes
+		Label(label)
+		CMPQ(i, end)
+		JAE(LabelRef(label + "_done"))
+		for v := range sums {
+			m := Mem{Base: acc, Index: i, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(m, sums[v])
+			} else {
+				VMOVUPS(m, sums[v])
+			}
+		}
+		p, ptr := GP64(), GP64()
+		XORQ(p, p)
+		Label(label + "_pair")
+		MOVQ(Mem{Base: eps, Index: p, Scale: 8}, ptr)
+		for v := range sums {
+			m := Mem{Base: ptr, Index: i, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				if v == 0 {
+					VMOVSS(Mem{Base: w, Index: p, Scale: 4}, wx)
+				}
+				VMULSS(m, wx, prods[v])            // w·eps: w is the first operand, as in Go's s*y
+				VADDSS(prods[v], sums[v], sums[v]) // acc + w·eps: acc is the first operand
+			} else {
+				if v == 0 {
+					VBROADCASTSS(Mem{Base: w, Index: p, Scale: 4}, wv)
+				}
+				VMULPS(m, wv, prods[v])
+				VADDPS(prods[v], sums[v], sums[v])
+			}
+		}
+		INCQ(p)
+		CMPQ(p, pairs)
+		JB(LabelRef(label + "_pair"))
+		for v := range sums {
+			m := Mem{Base: acc, Index: i, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(sums[v], m)
+			} else {
+				VMOVUPS(sums[v], m)
+			}
+		}
+		ADDQ(U32(width), i)
+		JMP(LabelRef(label))
+		Label(label + "_done")
+	}
+	end32, end8 := GP64(), roundDown8(n)
+	MOVQ(n, end32)
+	ANDQ(I32(-32), end32)
+	pass(name+"_blocks32", end32, 4, 8)
+	pass(name+"_blocks8", end8, 1, 8)
+	pass(name+"_scalar", n, 1, 1)
+
+	LDMXCSR(saved)
 	VZEROUPPER()
 	RET()
 }

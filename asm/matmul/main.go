@@ -72,9 +72,13 @@ func main() {
 		f.name, f.aColumns = "matmulKernel"+family+"Cols", true
 		gen(f)
 		genCopyRows("copyRows"+family, f.nr())
+		genPerturbBlock("perturbBlock"+family, f.nr(), false)
+		genPerturbBlock("perturbPairBlock"+family, f.nr(), true)
 		genTransposeRows("transposeRows"+family, f.nr())
 		genTile("matmulTile"+family, f)
 	}
+	genShortK("matmulShortKAVX2")
+	genNarrow("matmulNarrowAVX2")
 	Generate()
 }
 
@@ -126,6 +130,122 @@ func genCopyRows(name string, width int) {
 	JNZ(LabelRef(name + "_row"))
 	VZEROUPPER()
 	RET()
+}
+
+// genPerturbBlock generates name(dst, theta, eps *float32, kb, panels, rs
+// int, s float32), or with pair name(dst, dstMinus, theta, eps *float32,
+// kb, panels, rs int, s, sMinus float32) for both members of an antithetic
+// pair at once (θ and the noise read once): panels whole B panels of a perturbed member, packed row
+// by row. For p < kb and q < panels, dst[(q·kb + p)·width + j] =
+// theta[p·rs + q·width + j] + s·eps[p·rs + q·width + j], the product rounded
+// before the add, with the instructions and operand order of the
+// elementwise addScaled kernel. Reading θ and the noise row
+// by row keeps both streams sequential, which the hardware prefetchers
+// follow; a panel at a time would read one short piece of each row, a new
+// page every row or two, from memory the prefetchers cannot anticipate.
+func genPerturbBlock(name string, width int, pair bool) {
+	if pair {
+		TEXT(name, NOSPLIT, "func(dst, dstMinus, theta, eps *float32, kb, panels, rs int, s, sMinus float32)")
+	} else {
+		TEXT(name, NOSPLIT, "func(dst, theta, eps *float32, kb, panels, rs int, s float32)")
+	}
+	Pragma("noescape")
+	if pair {
+		Doc(
+			fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps to dst", name, width),
+			"and of theta + sMinus·eps (sMinus = -s: an antithetic pair) to dstMinus, reading theta",
+			"and eps (rows rs floats apart) once, row by row, each product rounded before its add,",
+			"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
+		)
+	} else {
+		Doc(
+			fmt.Sprintf("%s packs panels B panels of %d columns (kb rows each) of theta + s·eps", name, width),
+			"(rows rs floats apart in both), row by row, the product rounded before the add,",
+			"under the caller's MXCSR (Go's: IEEE). Requires kb >= 1 and panels >= 1.",
+		)
+	}
+	dst := Load(Param("dst"), GP64())
+	var dstMinus reg.Register
+	if pair {
+		dstMinus = Load(Param("dstMinus"), GP64())
+	}
+	theta := Load(Param("theta"), GP64())
+	eps := Load(Param("eps"), GP64())
+	kb := Load(Param("kb"), GP64())
+	rs := Load(Param("rs"), GP64())
+	SHLQ(Imm(2), rs)
+	panelBytes := GP64() // one panel: kb rows of width floats
+	MOVQ(kb, panelBytes)
+	SHLQ(Imm(uint64(2+log2(width))), panelBytes)
+	broadcast := func(name string) reg.VecVirtual {
+		p, err := Param(name).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		y := YMM()
+		VBROADCASTSS(p.Addr, y)
+		return y
+	}
+	sY := broadcast("s")
+	var sMinusY reg.VecVirtual
+	if pair {
+		sMinusY = broadcast("sMinus")
+	}
+	if width%8 != 0 || width/8 > 4 {
+		panic(fmt.Sprintf("%s: width %d", name, width))
+	}
+	prod := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	prodMinus := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	th := []reg.VecVirtual{YMM(), YMM(), YMM(), YMM()}
+	q, col, out, outMinus := GP64(), GP64(), GP64(), GP64()
+	Label(name + "_row")
+	Load(Param("panels"), q)
+	XORQ(col, col)
+	MOVQ(dst, out)
+	if pair {
+		MOVQ(dstMinus, outMinus)
+	}
+	Label(name + "_panel")
+	for v := 0; v < width/8; v++ {
+		e := Mem{Base: eps, Index: col, Scale: 1, Disp: 32 * v}
+		VMULPS(e, sY, prod[v]) // s·eps: s is the first operand, as in Go's s*y
+		VMOVUPS(Mem{Base: theta, Index: col, Scale: 1, Disp: 32 * v}, th[v])
+		VADDPS(prod[v], th[v], prod[v]) // theta + s·eps: theta is the first operand
+		VMOVUPS(prod[v], Mem{Base: out, Disp: 32 * v})
+		if pair {
+			VMULPS(e, sMinusY, prodMinus[v])
+			VADDPS(prodMinus[v], th[v], prodMinus[v])
+			VMOVUPS(prodMinus[v], Mem{Base: outMinus, Disp: 32 * v})
+		}
+	}
+	ADDQ(U32(4*width), col)
+	ADDQ(panelBytes, out)
+	if pair {
+		ADDQ(panelBytes, outMinus)
+	}
+	DECQ(q)
+	JNZ(LabelRef(name + "_panel"))
+	ADDQ(rs, theta)
+	ADDQ(rs, eps)
+	ADDQ(U32(4*width), dst)
+	if pair {
+		ADDQ(U32(4*width), dstMinus)
+	}
+	DECQ(kb)
+	JNZ(LabelRef(name + "_row"))
+	VZEROUPPER()
+	RET()
+}
+
+func log2(x int) int {
+	n := 0
+	for 1<<n < x {
+		n++
+	}
+	if 1<<n != x {
+		panic(fmt.Sprintf("log2(%d): not a power of two", x))
+	}
+	return n
 }
 
 func gen(k kernel) {
@@ -394,6 +514,229 @@ func genTransposeRows(name string, width int) {
 	ADDQ(U32(4*8*width), dst)
 	DECQ(groups)
 	JNZ(LabelRef(name + "_group"))
+	VZEROUPPER()
+	RET()
+}
+
+// genShortK generates name(a, b, c *float32, m, n, k, lda, ldb, ldc int,
+// mxcsr uint32): the product for a short chain, k of at most a few steps
+// (the rank of a low-rank perturbation). For each row of C it continues
+// every element's chain over p < k, c[i][j] = fma(a[i][p], b[p][j],
+// c[i][j]) in increasing p, 32 columns at a time in four ymm sums, then 8,
+// then one (scalar FMA). B is read in place (row stride ldb): k rows of B
+// stay in L1, so there is nothing to pack.
+func genShortK(name string) {
+	TEXT(name, NOSPLIT, "func(a, b, c *float32, m, n, k, lda, ldb, ldc int, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s continues, for each of m rows and n columns of C (row stride ldc), the", name),
+		"chain C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B",
+		"row-major (row strides lda, ldb), without packing: for short chains.",
+		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
+		"Requires m, n, k >= 1.",
+	)
+	a := Load(Param("a"), GP64())
+	c := Load(Param("c"), GP64())
+	lda := Load(Param("lda"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), lda)
+	SHLQ(Imm(2), ldb)
+	SHLQ(Imm(2), ldc)
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	rowsLeft := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+	tmp := GP64()
+	Load(Param("m"), tmp)
+	MOVQ(tmp, rowsLeft)
+
+	n := GP64()
+	j := GP64()  // column index
+	bp := GP64() // B[p][j]
+	ap := GP64() // A[i][p]
+	p := GP64()  // steps left
+	end32, end8 := GP64(), GP64()
+	Load(Param("n"), n)
+	MOVQ(n, end32)
+	ANDQ(I32(-32), end32)
+	MOVQ(n, end8)
+	ANDQ(I32(-8), end8)
+
+	sums := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3}
+	bcast := reg.Y4
+	Label(name + "_row")
+	XORQ(j, j)
+	// pass: columns in blocks of vecs×lanes while j < end.
+	pass := func(label string, end reg.Register, vecs, lanes int) {
+		Label(label)
+		CMPQ(j, end)
+		JAE(LabelRef(label + "_done"))
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: c, Index: j, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(m, sums[v].AsX())
+			} else {
+				VMOVUPS(m, sums[v])
+			}
+		}
+		Load(Param("b"), bp)
+		LEAQ(Mem{Base: bp, Index: j, Scale: 4}, bp)
+		MOVQ(a, ap)
+		Load(Param("k"), p)
+		Label(label + "_step")
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: bp, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				if v == 0 {
+					VMOVSS(Mem{Base: ap}, bcast.AsX())
+				}
+				VFMADD231SS(m, bcast.AsX(), sums[v].AsX())
+			} else {
+				if v == 0 {
+					VBROADCASTSS(Mem{Base: ap}, bcast)
+				}
+				VFMADD231PS(m, bcast, sums[v])
+			}
+		}
+		ADDQ(Imm(4), ap)
+		ADDQ(ldb, bp)
+		DECQ(p)
+		JNZ(LabelRef(label + "_step"))
+		for v := 0; v < vecs; v++ {
+			m := Mem{Base: c, Index: j, Scale: 4, Disp: 4 * lanes * v}
+			if lanes == 1 {
+				VMOVSS(sums[v].AsX(), m)
+			} else {
+				VMOVUPS(sums[v], m)
+			}
+		}
+		ADDQ(U32(vecs*lanes), j)
+		JMP(LabelRef(label))
+		Label(label + "_done")
+	}
+	pass(name+"_cols32", end32, 4, 8)
+	pass(name+"_cols8", end8, 1, 8)
+	pass(name+"_cols1", n, 1, 1)
+	ADDQ(lda, a)
+	ADDQ(ldc, c)
+	DECQ(rowsLeft)
+	JNZ(LabelRef(name + "_row"))
+
+	LDMXCSR(saved)
+	VZEROUPPER()
+	RET()
+}
+
+// genNarrow generates name(a, b, c *float32, m, k, lda, ldb, ldc int,
+// mask *uint32, mxcsr uint32): the product with at most 4 columns (x·A of
+// a low-rank perturbation). Each row's chains run in the lanes of one xmm
+// register, C[i][0..n) = fma(A[i][p], B[p][0..n), C[i][0..n)) for p < k in
+// increasing p, eight rows at a time so that eight chains hide the FMA
+// latency (then four, then one); the columns n..3 are masked off in every load and store of B and
+// C (mask: n lanes of all ones, then zeros).
+func genNarrow(name string) {
+	TEXT(name, NOSPLIT, "func(a, b, c *float32, m, k, lda, ldb, ldc int, mask *uint32, mxcsr uint32)")
+	Pragma("noescape")
+	Doc(
+		fmt.Sprintf("%s continues, for each of m rows of C (row stride ldc) and the n <= 4", name),
+		"columns that mask selects (n lanes of all ones), the chain",
+		"C[i][j] = fma(A[i][p], B[p][j], C[i][j]) for p < k in increasing p, A and B",
+		"row-major (row strides lda, ldb), one row's chains in the lanes of an xmm register.",
+		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
+		"Requires m, k >= 1.",
+	)
+	a := Load(Param("a"), GP64())
+	c := Load(Param("c"), GP64())
+	lda := Load(Param("lda"), GP64())
+	ldb := Load(Param("ldb"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), lda)
+	SHLQ(Imm(2), ldb)
+	SHLQ(Imm(2), ldc)
+	mk := Load(Param("mask"), GP64())
+	mask := reg.X15
+	VMOVDQU(Mem{Base: mk}, mask)
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+
+	m := GP64()
+	Load(Param("m"), m)
+	bp, p := GP64(), GP64()
+	bvec, bcast := reg.X8, reg.X9
+	sums := []reg.VecPhysical{reg.X0, reg.X1, reg.X2, reg.X3, reg.X4, reg.X5, reg.X6, reg.X7}
+	// Rows q of a group are at base[q/3] + (q%3)·lda.
+	bases := []reg.GPVirtual{GP64(), GP64(), GP64()}
+	row := func(q int) Mem {
+		mm := Mem{Base: bases[q/3]}
+		if q%3 != 0 {
+			mm.Index, mm.Scale = lda, uint8(q%3)
+		}
+		return mm
+	}
+	cp := GP64()
+	// group emits rows rows at a time (8, 4, then 1) while m >= rows.
+	group := func(label string, rows int) {
+		Label(label)
+		CMPQ(m, Imm(uint64(rows)))
+		JB(LabelRef(label + "_done"))
+		MOVQ(c, cp)
+		for q := 0; q < rows; q++ {
+			VMASKMOVPS(Mem{Base: cp}, mask, sums[q])
+			if q < rows-1 {
+				ADDQ(ldc, cp)
+			}
+		}
+		MOVQ(a, bases[0])
+		for bi := 1; bi < len(bases) && 3*bi < rows; bi++ {
+			IMUL3Q(Imm(uint64(3*bi)), lda, bases[bi])
+			ADDQ(a, bases[bi])
+		}
+		Load(Param("b"), bp)
+		Load(Param("k"), p)
+		Label(label + "_step")
+		VMASKMOVPS(Mem{Base: bp}, mask, bvec)
+		for q := 0; q < rows; q++ {
+			VBROADCASTSS(row(q), bcast)
+			VFMADD231PS(bvec, bcast, sums[q])
+		}
+		for bi := 0; bi < len(bases) && 3*bi < rows; bi++ {
+			ADDQ(Imm(4), bases[bi])
+		}
+		ADDQ(ldb, bp)
+		DECQ(p)
+		JNZ(LabelRef(label + "_step"))
+		MOVQ(c, cp)
+		for q := 0; q < rows; q++ {
+			VMASKMOVPS(sums[q], mask, Mem{Base: cp})
+			if q < rows-1 {
+				ADDQ(ldc, cp)
+			}
+		}
+		for q := 0; q < rows; q++ {
+			ADDQ(lda, a)
+			ADDQ(ldc, c)
+		}
+		SUBQ(Imm(uint64(rows)), m)
+		JMP(LabelRef(label))
+		Label(label + "_done")
+	}
+	group(name+"_rows8", 8)
+	group(name+"_rows4", 4)
+	group(name+"_rows1", 1)
+
+	LDMXCSR(saved)
 	VZEROUPPER()
 	RET()
 }

@@ -110,7 +110,7 @@ func workerMain(ctx context.Context, args []string, stderr io.Writer) int {
 	if err != nil {
 		return usage("%v", err)
 	}
-	logf("esworker %s: %d slots, %s/%s, backend %s, server %s", w.ID(), *slots, runtime.GOOS, runtime.GOARCH, kernels.Backend(), redact(*server))
+	wlogf("esworker %s: %d slots, %s/%s, backend %s, server %s", w.ID(), *slots, runtime.GOOS, runtime.GOARCH, kernels.Backend(), redact(*server))
 	if err := w.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "esworker: %v\n", err)
 		return 1

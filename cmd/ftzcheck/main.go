@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -70,6 +71,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		n := *perOp
 		if n == 0 {
 			n = 1500
+		}
+		// The measurement takes a while: a folder that cannot take the file
+		// is found first.
+		if st, err := os.Stat(filepath.Dir(*emit)); err != nil || !st.IsDir() {
+			fmt.Fprintf(stderr, "ftzcheck: -emit %s: folder %s does not exist\n", *emit, filepath.Dir(*emit))
+			return exitError
 		}
 		return runEmit(*emit, n, stdout, stderr)
 	}
@@ -183,8 +190,14 @@ func runCheck(path string, stdout, stderr io.Writer) int {
 		if errors.As(err, &pe) {
 			fmt.Fprintf(stderr, "ftzcheck: malformed vector file: %v\n", err)
 		} else {
-			fmt.Fprintf(stderr, "ftzcheck: %v\n", err)
+			fmt.Fprintf(stderr, "ftzcheck: -check: %v\n", err)
 		}
+		return exitError
+	}
+	if len(cases) == 0 {
+		// Nothing checked is not a pass: an empty or all-comment file is
+		// most likely the wrong file, or a truncated one.
+		fmt.Fprintf(stderr, "ftzcheck: %s holds no cases: nothing to check\n", path)
 		return exitError
 	}
 	fmt.Fprintf(stdout, "%s: %d cases; reference: all; hardware (%s): %s\n",

@@ -148,10 +148,13 @@ func TestReport(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"CPU:", "Honours:"} {
+	for _, want := range []string{"CPU:", "Honours:", "Self-test:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+	if len(kernels.AvailableBackends()) > 1 && !strings.Contains(out, "Self-test:    passed") {
+		t.Errorf("report lacks the self-test's pass:\n%s", out)
 	}
 	if len(probe.HardwareEnvs()) == 0 {
 		return
@@ -160,5 +163,56 @@ func TestReport(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// Checking nothing is not success: a file with no cases (empty, or only
+// comments) exits 2 and says so.
+func TestCheckEmptyFile(t *testing.T) {
+	for name, content := range map[string]string{"empty.vec": "", "comments.vec": "# only a header\n\n# and more\n"} {
+		path := filepath.Join(t.TempDir(), name)
+		os.WriteFile(path, []byte(content), 0o644)
+		code, out, errOut := runArgs("-check", path)
+		if code != exitError || !strings.Contains(errOut, "no cases") || strings.Contains(out, "passed") {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and \"no cases\"", name, code, out, errOut, exitError)
+		}
+	}
+}
+
+// A folder given to -check is an I/O error, not a malformed file; a huge
+// malformed line is echoed cut short.
+func TestCheckIOErrorsAndLongLines(t *testing.T) {
+	dir := t.TempDir()
+	code, _, errOut := runArgs("-check", dir)
+	if code != exitError || strings.Contains(errOut, "malformed") || !strings.Contains(errOut, "folder") {
+		t.Errorf("folder: exit %d, stderr %q", code, errOut)
+	}
+	path := filepath.Join(dir, "long.vec")
+	os.WriteFile(path, []byte("IEEE add "+strings.Repeat("7", 1<<20)+" 3f800000 - 40000000\n"), 0o644)
+	code, _, errOut = runArgs("-check", path)
+	if code != exitError || !strings.Contains(errOut, "long.vec:1:") || len(errOut) > 300 {
+		t.Errorf("long malformed line: exit %d, %d bytes on stderr: %.300s", code, len(errOut), errOut)
+	}
+}
+
+// -emit's errors name the path the user gave, never a temporary file, and
+// a missing folder is found before the measurement.
+func TestEmitErrorNamesPath(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no", "such", "out.vec")
+	code, _, errOut := runArgs("-emit", missing, "-n", "10")
+	if code != exitError || !strings.Contains(errOut, missing) || strings.Contains(errOut, ".tmp") {
+		t.Errorf("-emit into a missing folder: exit %d, stderr %q", code, errOut)
+	}
+	if len(probe.HardwareEnvs()) == 0 {
+		return
+	}
+	// A folder in the way of the file: the rename fails after measuring.
+	target := filepath.Join(dir, "taken.vec")
+	os.Mkdir(target, 0o755)
+	os.WriteFile(filepath.Join(target, "x"), nil, 0o644)
+	code, _, errOut = runArgs("-emit", target, "-n", "10")
+	if code != exitError || !strings.Contains(errOut, target) || strings.Contains(errOut, ".tmp") {
+		t.Errorf("-emit onto a folder: exit %d, stderr %q", code, errOut)
 	}
 }

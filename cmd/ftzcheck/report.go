@@ -55,9 +55,14 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 		}
 	}
 	fmt.Fprintf(stdout, "Honours:      %s (natively; not: %s)\n", orNone(envNames(envs)), strings.Join(not, " "))
-	fmt.Fprintf(stdout, "Matmul:       backend %s\n\n", kernels.Backend())
+	fmt.Fprintf(stdout, "Matmul:       backend %s\n", kernels.Backend())
+	selfTestErr := printSelfTest(stdout)
+	fmt.Fprintln(stdout)
 	if len(envs) == 0 {
 		fmt.Fprintln(stdout, "No hardware probes in this build: nothing to compare.")
+		if selfTestErr != nil {
+			return exitFailed
+		}
 		return exitOK
 	}
 
@@ -126,10 +131,36 @@ func runReport(perOp int, bench bool, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout)
 		printPenalty(stdout, envs)
 	}
-	if total > 0 {
+	if total > 0 || selfTestErr != nil {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// printSelfTest prints the outcome of kernels.SelfTest, the known-answer
+// products and elementwise passes every SIMD backend must pass before it
+// serves, and returns its error.
+func printSelfTest(w io.Writer) error {
+	var simd []string
+	for _, b := range kernels.AvailableBackends() {
+		if b != "purego" {
+			simd = append(simd, b)
+		}
+	}
+	err := kernels.SelfTest()
+	switch {
+	case err != nil:
+		fmt.Fprintln(w, "Self-test:    FAILED (the backends below do not serve in this process):")
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(w, "              %s\n", line)
+		}
+	case len(simd) == 0:
+		fmt.Fprintln(w, "Self-test:    no SIMD backend to test (purego is the reference)")
+	default:
+		fmt.Fprintf(w, "Self-test:    passed: %s (known-answer products and elementwise passes, bit for bit, in every environment each runs natively)\n",
+			strings.Join(simd, ", "))
+	}
+	return err
 }
 
 // printTininess shows when the hardware decides that a result is tiny, with

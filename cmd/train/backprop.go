@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
 	"strconv"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
@@ -12,11 +16,31 @@ import (
 
 func init() {
 	Register(&Method{Name: "backprop", Description: "gradients of the plain linear map, blind to the flushes (the article's 92% row)",
+		Flags: backpropFlags, Checkpoint: backpropCheckpoint, Memory: backpropMemory,
 		Validate: func(o *Options) error { return backpropConfig(o, false).Validate() },
 		Run:      func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, false) }})
 	Register(&Method{Name: "backprop-ftz", Description: "backprop with a surrogate gradient through each flush; exact forward pass",
+		Flags: append([]string{"tau", "surrogate"}, backpropFlags...), Checkpoint: backpropCheckpoint, Memory: backpropMemory,
 		Validate: func(o *Options) error { return backpropConfig(o, true).Validate() },
 		Run:      func(ctx context.Context, r *Run) error { return runBackprop(ctx, r, true) }})
+}
+
+// backpropFlags are both backprop methods' own flags; -tau and -surrogate
+// are backprop-ftz's alone (blind backprop has no surrogate).
+var backpropFlags = []string{"epochs", "shift", "wd", "lr-final", "rotate", "scale", "elastic", "elastic-grid", "noise",
+	"dropout", "label-smoothing", "ema"}
+
+// backpropMemory is a lower bound of what a backprop run allocates: the
+// parameters, their gradient and Adam's two moments, the checkpoint's
+// encoding (its data section and the file's bytes), and the batch's
+// activations forward and back.
+func backpropMemory(o *Options, arch fpnet.Arch) []memoryUse {
+	batch := backpropConfig(o, true).Batch
+	return []memoryUse{
+		{paramBytes(arch, 4), "parameters, gradient and Adam state"},
+		{paramBytes(arch, 6), "checkpoint encoding"},
+		{2 * activationBytes(arch, batch), "activations"},
+	}
 }
 
 const backpropCheckpoint = "checkpoint.safetensors"
@@ -84,13 +108,16 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 		return err
 	}
 	r.Config = cfg
-	ckpt := r.CheckpointPath(backpropCheckpoint)
 	if r.ResumeDir != "" {
-		if err := restoreBackprop(tr, r.ResumeDir+"/"+backpropCheckpoint, r); err != nil {
+		if err := restoreBackprop(tr, filepath.Join(r.ResumeDir, backpropCheckpoint), r); err != nil {
 			return err
 		}
 		r.Logf("train: resumed %s at step %d of %d", r.ResumeDir, tr.Step, tr.TotalSteps())
 	}
+	if err := r.Begin(); err != nil {
+		return err
+	}
+	ckpt := r.CheckpointPath(backpropCheckpoint)
 	r.Steps, r.TotalSteps = tr.Step, tr.TotalSteps()
 	r.startSteps = tr.Step
 	save := func() error { return saveBackprop(tr, ckpt, r) }
@@ -118,17 +145,49 @@ func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	return err
 }
 
+// saveBackprop writes the checkpoint. Besides the state it carries what the
+// trajectory depends on, the whole configuration and the number of training
+// examples, so that a resume compares them with its own settings instead of
+// trusting options.json, a file anyone can edit.
 func saveBackprop(tr *backprop.Trainer, path string, r *Run) error {
+	cfg, err := json.Marshal(tr.Cfg)
+	if err != nil {
+		return err
+	}
 	c := &safetensors.Checkpoint{
 		Meta: map[string]string{"method": r.Opts.Method, "recipe": r.Net.Recipe.Name, "arch": r.Net.Arch.String(),
 			"step": strconv.FormatInt(tr.Step, 10), "adam_t": strconv.FormatInt(tr.Opt.T, 10), "seed": strconv.FormatUint(r.Opts.Seed, 10),
-			"params_sha256": fpnet.ParamsSHA256(tr.Params)},
+			"params_sha256": fpnet.ParamsSHA256(tr.Params), "config": string(cfg), "train_examples": strconv.Itoa(r.Train.N),
+			"wall_seconds": strconv.FormatFloat(r.SessionSeconds(), 'f', 3, 64)},
 		Tensors: map[string][]float32{"params": tr.Params, "adam_m": tr.Opt.M, "adam_v": tr.Opt.V},
 	}
 	if tr.EMA != nil {
 		c.Tensors["ema"] = tr.EMA
 	}
 	return safetensors.SaveCheckpoint(path, c)
+}
+
+// sameConfig compares the configuration a checkpoint was made with (its
+// JSON) with this run's, setting by setting; a setting the checkpoint lacks
+// was added since and takes its default, which is what that run had.
+func sameConfig(saved string, now any) error {
+	var was, is map[string]any
+	if err := json.Unmarshal([]byte(saved), &was); err != nil {
+		return fmt.Errorf("its config: %v", err)
+	}
+	b, _ := json.Marshal(now)
+	json.Unmarshal(b, &is)
+	keys := make([]string, 0, len(was))
+	for k := range was {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fmt.Sprint(was[k]) != fmt.Sprint(is[k]) {
+			return fmt.Errorf("it was made with %s %v, this run has %v (was options.json edited?): a resumed run must continue the same trajectory", k, was[k], is[k])
+		}
+	}
+	return nil
 }
 
 func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
@@ -141,6 +200,22 @@ func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
 	}
 	if c.Meta["method"] != r.Opts.Method || c.Meta["arch"] != r.Net.Arch.String() || c.Meta["recipe"] != r.Net.Recipe.Name {
 		return bad("is a %s / %s / %s checkpoint, this run is %s / %s / %s", c.Meta["method"], c.Meta["recipe"], c.Meta["arch"], r.Opts.Method, r.Net.Recipe.Name, r.Net.Arch)
+	}
+	if s := c.Meta["seed"]; s != "" && s != strconv.FormatUint(r.Opts.Seed, 10) {
+		return bad("it was made with seed %s, this run has %d (was options.json edited?)", s, r.Opts.Seed)
+	}
+	// Checkpoints written before they carried the configuration lack it;
+	// for those, options.json is all there is.
+	if saved, ok := c.Meta["config"]; ok {
+		if err := sameConfig(saved, tr.Cfg); err != nil {
+			return bad("%v", err)
+		}
+	}
+	if n, ok := c.Meta["train_examples"]; ok && n != strconv.Itoa(r.Train.N) {
+		return bad("it was made training on %s examples, this run has %d (-train-n, options.json or the data changed)", n, r.Train.N)
+	}
+	if w, err := strconv.ParseFloat(c.Meta["wall_seconds"], 64); err == nil && w >= 0 && !math.IsInf(w, 0) {
+		r.PriorSeconds = w
 	}
 	n := len(tr.Params)
 	names := []string{"params", "adam_m", "adam_v"}

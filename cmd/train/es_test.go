@@ -278,3 +278,124 @@ func TestESSettingsInConfigAndCheckpoint(t *testing.T) {
 		t.Errorf("old options.json: L2 %v noise %d fitness %s hold %v; want the defaults", cfg.L2, cfg.NoiseSize, fitness, o.HoldNorms)
 	}
 }
+
+// -perturb and -rank: bad values exit 2 naming the flag; they are ES flags;
+// they reach es.Config.Rank, summary.json's config and the checkpoint, and
+// a resume under another perturbation is refused.
+func TestESPerturbFlags(t *testing.T) {
+	for _, c := range []struct {
+		flag string
+		args []string
+	}{
+		{"-perturb", []string{"-perturb", "bogus"}},
+		{"-perturb", []string{"-perturb", ""}},
+		{"-rank", []string{"-perturb", "lowrank", "-rank", "0"}},
+		{"-rank", []string{"-perturb", "lowrank", "-rank", "-2"}},
+		{"-rank", []string{"-perturb", "lowrank", "-rank", "65"}},
+		{"-rank", []string{"-perturb", "lowrank", "-rank", "two"}},
+		{"-rank", []string{"-rank", "2"}}, // full rank
+		{"-perturb", []string{"-perturb", "lowrank", "-guide", "0.1"}},
+	} {
+		args := append([]string{"-method", "es", "-arch", "784-16-16-10"}, c.args...)
+		code, _, stderr := runTrain(t, context.Background(), args...)
+		if code != 2 || !strings.Contains(stderr, c.flag) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message naming %s", args, code, stderr, c.flag)
+		}
+	}
+	for _, args := range [][]string{{"-perturb", "lowrank"}, {"-rank", "2"}} {
+		args = append([]string{"-method", "backprop-ftz"}, args...)
+		code, _, stderr := runTrain(t, context.Background(), args...)
+		if code != 2 || !strings.Contains(stderr, args[2]) || !strings.Contains(stderr, "es only") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message that %s is an es flag", args, code, stderr, args[2])
+		}
+	}
+	rank := func(args ...string) int {
+		t.Helper()
+		o, err := parseOptions(append([]string{"-method", "es"}, args...), io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		cfg, _, _ := esSettings(o)
+		return cfg.Rank
+	}
+	if r := rank(); r != 0 {
+		t.Errorf("default perturbations: rank %d, want 0 (full)", r)
+	}
+	if r := rank("-perturb", "full"); r != 0 {
+		t.Errorf("-perturb full: rank %d, want 0", r)
+	}
+	if r := rank("-perturb", "lowrank"); r != esDefaultRank {
+		t.Errorf("-perturb lowrank: rank %d, want %d", r, esDefaultRank)
+	}
+	if r := rank("-perturb", "lowrank", "-rank", "4"); r != 4 {
+		t.Errorf("-perturb lowrank -rank 4: rank %d", r)
+	}
+
+	dir := filepath.Join(t.TempDir(), "run")
+	args := []string{"-method", "es", "-arch", "784-16-16-10", "-train-n", "500", "-test-n", "100",
+		"-pop", "4", "-batch", "16", "-generations", "3", "-eval-every", "1h", "-q", "-workers", "2", "-out", dir,
+		"-noise-size", "65536", "-perturb", "lowrank", "-rank", "2"}
+	if code, _, stderr := runTrain(t, context.Background(), args...); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Config struct {
+			Rank    int
+			Perturb string `json:"perturb"`
+		} `json:"config"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Config.Rank != 2 || s.Config.Perturb != "lowrank" {
+		t.Errorf("summary.json config %+v; want Rank 2, perturb lowrank", s.Config)
+	}
+	for _, a := range [][]string{{"-rank", "3"}, {"-perturb", "full"}} {
+		code, _, stderr := runTrain(t, context.Background(), append([]string{"-resume", dir, "-q"}, a...)...)
+		if code != 2 || !strings.Contains(stderr, "cannot change on -resume") {
+			t.Errorf("-resume with %v: exit %d, stderr %q; want 2", a, code, stderr)
+		}
+	}
+	optsPath := filepath.Join(dir, "options.json")
+	orig, err := os.ReadFile(optsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		edit map[string]any
+		what string
+	}{
+		{map[string]any{"rank": 3}, "Rank:3"},
+		{map[string]any{"perturb": "full", "rank": 0}, "Rank:0"},
+	} {
+		var m map[string]any
+		if err := json.Unmarshal(orig, &m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range c.edit {
+			if _, ok := m[k]; !ok {
+				t.Fatalf("options.json lacks %s", k)
+			}
+			m[k] = v
+		}
+		b, _ := json.Marshal(m)
+		if err := os.WriteFile(optsPath, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runTrain(t, context.Background(), "-resume", dir, "-q")
+		if code == 0 || !strings.Contains(stderr, "different configuration") || !strings.Contains(stderr, c.what) {
+			t.Errorf("resume with %v: exit %d, stderr %q; want a refusal naming %s", c.edit, code, stderr, c.what)
+		}
+	}
+	// The untouched options resume.
+	if err := os.WriteFile(optsPath, orig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runTrain(t, context.Background(), "-resume", dir, "-q"); code != 0 {
+		t.Errorf("resume of the low-rank run: exit %d\n%s", code, stderr)
+	}
+}

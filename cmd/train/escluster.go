@@ -34,12 +34,13 @@ type esCluster struct {
 const natsDir = "nats"
 
 // startESCluster starts the coordinator for trainer tr, which holds the
-// run's state (restored on -resume); start is where the run began.
+// run's state (restored on -resume); startSHA is the params_sha256 of where
+// the run began (kept in the checkpoint, so that a resume needs no -init
+// file).
 func startESCluster(ctx context.Context, r *Run, tr *es.Trainer, obj *es.NetObjective, noise *es.NoiseTable,
-	meta map[string]string, start []float32) (*esCluster, error) {
+	meta map[string]string, startSHA string) (*esCluster, error) {
 	o := r.Opts
-	sec, err := cluster.LoadSecurity(cluster.SecurityFiles{TokenFile: o.TokenFile, NKeyFile: o.NKeyFile, CredsFile: o.CredsFile,
-		TLSCert: o.TLSCert, TLSKey: o.TLSKey, TLSCA: o.TLSCA})
+	sec, err := o.natsSecurity()
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +60,7 @@ func startESCluster(ctx context.Context, r *Run, tr *es.Trainer, obj *es.NetObje
 		return nil, err
 	}
 	c.conns = append(c.conns, nc)
-	c.coord, err = cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, start),
+	c.coord, err = cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, startSHA),
 		Trainer: tr, Meta: meta, Fresh: r.ResumeDir == "", TaskPairs: o.TaskPairs, AckWait: o.TaskTimeout, Logf: r.Logf})
 	if err != nil {
 		c.close(ctx, false)

@@ -45,7 +45,8 @@ func main() {
 }
 
 // trainMain is the whole command; it returns the exit status: 0 done (or
-// interrupted cleanly), 1 failure, 2 bad command line.
+// interrupted cleanly), 1 failure, 2 bad command line. A bad command line
+// is found before anything on disk is created or changed.
 func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseOptions(args, stderr)
 	if err != nil {
@@ -61,6 +62,9 @@ func trainMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if err := run(ctx, o, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "train: %v\n", err)
+		if errors.Is(err, errUsage) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -77,93 +81,77 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if train.Dim != arch.Inputs() {
-		return fmt.Errorf("data has %d inputs per example, architecture %s wants %d", train.Dim, arch, arch.Inputs())
-	}
-	// The validation set is the end of the training file, whatever
-	// -train-n takes from its start, so runs on subsets are scored on the
-	// same held-out images as full runs.
-	var val *fpnet.Dataset
-	if o.Val > 0 {
-		if o.Val >= train.N {
-			return fmt.Errorf("-val %d holds out every one of the %d training images", o.Val, train.N)
-		}
-		val = tail(train, o.Val)
-		train = train.Subset(train.N - o.Val)
-	}
-	if o.TrainN > 0 {
-		train = train.Subset(o.TrainN)
-	}
-	if o.TestN > 0 {
-		test = test.Subset(o.TestN)
-	}
-
-	var params []float32
-	if o.Init != "" {
-		a, p, _, err := safetensors.LoadParams(o.Init)
-		if err != nil {
-			return fmt.Errorf("-init: %v", err)
-		}
-		if !a.Equal(arch) {
-			return fmt.Errorf("-init %s: architecture %s, this run's is %s", o.Init, a, arch)
-		}
-		params = p
-	} else {
-		params = fpnet.InitParams(arch, o.Seed)
-		if o.InitScale != "" {
-			exps, _ := parseInitScale(o.InitScale, arch.Layers())
-			for l, ly := range arch.LayerViews() {
-				s := float32(math.Ldexp(1, exps[l])) // a power of two: every weight scales exactly
-				for i, w := range ly.W(params) {
-					ly.W(params)[i] = w * s
-				}
-			}
-		}
-	}
-
-	dir := o.Out
-	if dir == "" {
-		dir = filepath.Join("runs", o.Method+"-"+time.Now().Format("20060102-150405"))
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	optJSON, _ := json.MarshalIndent(o, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
-		return err
-	}
-	metrics, err := os.OpenFile(filepath.Join(dir, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	val, err := o.splitVal(train)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
+	if val != nil {
+		train = train.Subset(train.N - val.N)
+	}
+	if train, test, err = o.fitData(arch, train, test); err != nil {
+		return err
+	}
 
-	r := &Run{Opts: o, Net: net, Train: train, Val: val, Test: test, Params: params, Dir: dir, ResumeDir: o.Resume,
-		Start: time.Now(), log: stderr, metrics: metrics, tty: isTerminal(stderr)}
+	// The starting point. A resumed run takes its parameters from its
+	// checkpoint, not from -init's file, which may have changed or gone.
+	initial := func() ([]float32, error) {
+		if o.Init == "" {
+			p := fpnet.InitParams(arch, o.Seed)
+			if o.InitScale != "" {
+				exps, _ := parseInitScale(o.InitScale, arch.Layers())
+				for l, ly := range arch.LayerViews() {
+					s := float32(math.Ldexp(1, exps[l])) // a power of two: every weight scales exactly
+					for i, w := range ly.W(p) {
+						ly.W(p)[i] = w * s
+					}
+				}
+			}
+			return p, nil
+		}
+		a, p, _, err := safetensors.LoadParams(o.Init)
+		if err != nil {
+			return nil, fmt.Errorf("-init: %v", err)
+		}
+		if !a.Equal(arch) {
+			return nil, fmt.Errorf("-init %s: architecture %s, this run's is %s", o.Init, a, arch)
+		}
+		return p, nil
+	}
+	var params []float32
+	if o.Resume == "" {
+		if params, err = initial(); err != nil {
+			return err
+		}
+	} else {
+		params = make([]float32, arch.NumParams())
+	}
+
+	r := &Run{Opts: o, Net: net, Train: train, Val: val, Test: test, Params: params, ResumeDir: o.Resume, Initial: initial,
+		Start: time.Now(), log: stderr, tty: isTerminal(stderr)}
 	if o.Budget > 0 {
 		r.Deadline = r.Start.Add(o.Budget)
 	}
 	r.lastEval = r.Start
-	valN := 0
-	if val != nil {
-		valN = val.N
-	}
-	r.Logf("train: method %s, recipe %s (products %v, elementwise %v, scaling 2^%d), arch %s, %d train / %d validation / %d test images, backend %s, %d workers, out %s",
-		o.Method, recipe.Name, recipe.ProductEnv, recipe.ElementEnv, recipe.ScaleExp, arch, train.N, valN, test.N, kernels.Backend(), o.Workers, dir)
-	r.record(map[string]any{"kind": "start", "method": o.Method, "recipe": recipe.Name, "backend": kernels.Backend(), "resume": o.Resume != ""})
 
 	ctx, r.cancel = context.WithCancel(ctx)
 	defer r.cancel()
-	if err := m.Run(ctx, r); err != nil {
+	err = m.Run(ctx, r)
+	if r.metrics != nil {
+		defer r.metrics.Close()
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.Begin(); err != nil { // a method that returned before training
 		return err
 	}
 	interrupted := ctx.Err() != nil
 	trainWall := time.Since(r.Start)
 	switch {
 	case interrupted:
-		r.Logf("train: interrupted at step %d; checkpoint written, resume with -resume %s", r.Steps, dir)
+		r.Logf("train: interrupted at step %d; checkpoint written, resume with -resume %s", r.Steps, r.Dir)
 	case r.OutOfBudget() && r.TotalSteps > 0 && r.Steps < r.TotalSteps:
-		r.Logf("train: budget %v spent at step %d of %d; continue with -resume %s (and a new -budget)", o.Budget, r.Steps, r.TotalSteps, dir)
+		r.Logf("train: budget %v spent at step %d of %d; continue with -resume %s (and a new -budget)", o.Budget, r.Steps, r.TotalSteps, r.Dir)
 	}
 	if err := fpnet.CheckFinite(arch, r.Params); err != nil {
 		return fmt.Errorf("training diverged: %v", err)
@@ -193,18 +181,21 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	r.record(final)
 
 	sha := fpnet.ParamsSHA256(r.Params)
-	modelPath := filepath.Join(dir, "model.safetensors")
+	modelPath := filepath.Join(r.Dir, "model.safetensors")
 	meta := map[string]string{"method": o.Method, "seed": fmt.Sprint(o.Seed), "steps": fmt.Sprint(r.Steps),
 		"test_accuracy": fmt.Sprintf("%.4f", testAcc), "backend": kernels.Backend()}
 	if err := safetensors.SaveParams(modelPath, arch, recipe.Name, r.Params, meta); err != nil {
 		return err
 	}
-	if err := writeCurveSVG(filepath.Join(dir, "curve.svg"), o, recipe.Name, r.curve); err != nil {
+	if err := writeCurveSVG(filepath.Join(r.Dir, "curve.svg"), o, recipe.Name, r.curve); err != nil {
 		return err
 	}
+	// wall_seconds and train_seconds count every session of the run (the
+	// earlier ones up to their last checkpoint); session_* this one.
 	summary := map[string]any{
 		"method": o.Method, "recipe": recipe.Name, "arch": arch.String(), "backend": kernels.Backend(),
-		"seed": o.Seed, "steps": r.Steps, "wall_seconds": round3(el), "train_seconds": round3(trainWall.Seconds()),
+		"seed": o.Seed, "steps": r.Steps, "wall_seconds": round3(r.PriorSeconds + el), "train_seconds": round3(r.PriorSeconds + trainWall.Seconds()),
+		"session_wall_seconds": round3(el), "session_train_seconds": round3(trainWall.Seconds()),
 		"train_accuracy": trainAcc, "test_accuracy": testAcc, "train_loss": trainLoss, "test_loss": testLoss,
 		"train_examples": train.N, "test_examples": test.N, "params_sha256": sha, "model": modelPath,
 		"interrupted": interrupted, "budget_exhausted": r.OutOfBudget(), "workers": o.Workers,
@@ -219,16 +210,33 @@ func run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	for k, v := range r.Summary {
 		summary[k] = v
 	}
-	sj, _ := json.MarshalIndent(summary, "", "  ")
-	if err := atomicfile.WriteFile(filepath.Join(dir, "summary.json"), append(sj, '\n')); err != nil {
+	sj, err := json.MarshalIndent(jsonSafe(summary), "", "  ")
+	if err != nil {
+		return fmt.Errorf("summary.json: %v", err)
+	}
+	if err := atomicfile.WriteFile(filepath.Join(r.Dir, "summary.json"), append(sj, '\n')); err != nil {
 		return err
 	}
-	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, el, sha, dir)
+	printReport(stdout, o, recipe.Name, r, trainAcc, testAcc, r.PriorSeconds+el, sha, r.Dir)
 	if val != nil {
 		fmt.Fprintf(stdout, "validation (the last %d training images, held out): %.2f%%\n", val.N, 100*valAcc)
 	}
 	fmt.Fprintf(stdout, "the same parameters with nothing flushing (IEEE everywhere): %.2f%% test\n", 100*linearAcc)
 	return nil
+}
+
+// splitVal returns the validation set -val asks for: the end of the
+// training file, whatever -train-n then takes from its start, so runs on
+// subsets are scored on the same held-out images as full runs. Nil without
+// -val.
+func (o *Options) splitVal(train *fpnet.Dataset) (*fpnet.Dataset, error) {
+	if o.Val <= 0 {
+		return nil, nil
+	}
+	if o.Val >= train.N {
+		return nil, badFlag("-val %s holds out every one of the %d training images", o.show("val", o.Val), train.N)
+	}
+	return tail(train, o.Val), nil
 }
 
 // tail returns the last n examples of d (sharing storage).
@@ -238,6 +246,53 @@ func tail(d *fpnet.Dataset, n int) *fpnet.Dataset {
 	s.Images = d.Images[(d.N-n)*d.Dim:]
 	s.Labels = d.Labels[d.N-n:]
 	return &s
+}
+
+// fitData checks the data against the network and the flags, before any
+// training: the images must be the network's input size and -train-n and
+// -test-n within the sets (a larger one would silently be the whole set).
+// It returns the sets cut to -train-n and -test-n.
+func (o *Options) fitData(arch fpnet.Arch, train, test *fpnet.Dataset) (*fpnet.Dataset, *fpnet.Dataset, error) {
+	if train.Dim != arch.Inputs() {
+		return nil, nil, badFlag("-arch %s takes %d inputs, the data's images have %d (%d×%d)", o.Arch, arch.Inputs(), train.Dim, train.Rows, train.Cols)
+	}
+	if test.Dim != train.Dim {
+		return nil, nil, fmt.Errorf("the test images have %d pixels, the training images %d", test.Dim, train.Dim)
+	}
+	if o.TrainN > train.N {
+		return nil, nil, badFlag("-train-n %s exceeds the %d training examples", o.show("train-n", o.TrainN), train.N)
+	}
+	if o.TestN > test.N {
+		return nil, nil, badFlag("-test-n %s exceeds the %d test examples", o.show("test-n", o.TestN), test.N)
+	}
+	if o.TrainN > 0 {
+		train = train.Subset(o.TrainN)
+	}
+	if o.TestN > 0 {
+		test = test.Subset(o.TestN)
+	}
+	return train, test, nil
+}
+
+// jsonSafe replaces the non-finite floats among v's values (a loss that
+// overflowed) with null: JSON has no NaN or Inf, and a summary that cannot
+// be encoded would be lost.
+func jsonSafe(v map[string]any) map[string]any {
+	out := make(map[string]any, len(v))
+	for k, x := range v {
+		switch f := x.(type) {
+		case float64:
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				x = nil
+			}
+		case float32:
+			if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+				x = nil
+			}
+		}
+		out[k] = x
+	}
+	return out
 }
 
 var dataCache = struct {

@@ -8,7 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -69,6 +72,8 @@ type Options struct {
 	Fitness   string  `json:"fitness"`    // xent or acc
 	HoldNorms bool    `json:"hold_norms"` // hold each weight matrix at its initial norm
 	Guide     float64 `json:"guide"`      // guided ES: variance share along the surrogate gradient
+	Perturb   string  `json:"perturb"`    // full or lowrank
+	Rank      int     `json:"rank"`       // low-rank perturbations' rank (0: the default)
 	// es on many machines (cmd/esworker): settings of how, not of what, so
 	// they may change on -resume. Secrets come from files or the
 	// environment, never from flags.
@@ -87,8 +92,10 @@ type Options struct {
 	// done: the tests' way to interrupt a run at a known step.
 	stopAfter int64
 
-	// Set holds the names of the flags given on the command line.
-	Set map[string]bool `json:"-"`
+	// Set holds the names of the flags given on the command line, and
+	// given their values as the user typed them, for messages.
+	Set   map[string]bool `json:"-"`
+	given map[string]string
 }
 
 // defaultMethod is what a bare `go run ./cmd/train` trains with: the best
@@ -147,8 +154,55 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.TLSCA, "nats-tls-ca", "", "es: PEM CA that verifies the server (-nats) or, with -serve, the clients' certificates")
 	fs.DurationVar(&o.TaskTimeout, "task-timeout", 10*time.Second, "es with workers: a task unacknowledged this long goes to another worker")
 	fs.IntVar(&o.TaskPairs, "task-pairs", 0, "es with workers: antithetic pairs per task (0: about eight tasks per worker slot)")
+	fs.StringVar(&o.Perturb, "perturb", perturbFull, "es: perturbations, full (full-rank noise on every parameter) or lowrank (rank -rank products on the weight matrices, EGGROLL; biases full-rank)")
+	fs.IntVar(&o.Rank, "rank", 0, fmt.Sprintf("es: the rank of -perturb lowrank's perturbations, 1 to %d (default %d)", maxRank, esDefaultRank))
 	fs.BoolVar(&o.Quiet, "q", false, "no live progress line")
 	return fs
+}
+
+// givenText is each flag's value as typed on the command line (the last
+// one where a flag repeats), so that a message quotes it: "-lr 1e-50", not
+// the 0 that float32 makes of it. args parsed without error; the walk
+// follows flag.FlagSet's rules.
+func givenText(fs *flag.FlagSet, args []string) map[string]string {
+	given := map[string]string{}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' || a == "--" {
+			break
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		value, hasValue := "", false
+		if j := strings.IndexByte(name, '='); j >= 0 {
+			name, value, hasValue = name[:j], name[j+1:], true
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			break
+		}
+		if bf, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && bf.IsBoolFlag() {
+			if !hasValue {
+				value = "true"
+			}
+		} else if !hasValue && i+1 < len(args) {
+			i++
+			value = args[i]
+		}
+		given[name] = value
+	}
+	return given
+}
+
+// show is how a message quotes flag name's value v: as the user typed it,
+// or as the resumed run's options.json holds it.
+func (o *Options) show(name string, v any) string {
+	if t, ok := o.given[name]; ok {
+		return t
+	}
+	if f, ok := v.(float64); ok {
+		return strconv.FormatFloat(f, 'g', -1, 64)
+	}
+	return fmt.Sprint(v)
 }
 
 // Distributed reports whether ES evaluates through workers (-serve, -nats).
@@ -164,7 +218,9 @@ func (e usageError) Unwrap() error { return errUsage }
 
 func badFlag(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// parseOptions reads the command line.
+// parseOptions reads the command line and checks it whole: the flags, the
+// folders they name, the memory the run needs. It writes nothing; every
+// error is a usage error (exit 2).
 func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	o := &Options{}
 	fs := newFlagSet(o, stderr)
@@ -174,26 +230,55 @@ func parseOptions(args []string, stderr io.Writer) (*Options, error) {
 	if fs.NArg() > 0 {
 		return nil, badFlag("unexpected argument %q (flags only; see -h)", fs.Arg(0))
 	}
-	o.Set = map[string]bool{}
+	o.Set, o.given = map[string]bool{}, givenText(fs, args)
 	fs.Visit(func(f *flag.Flag) { o.Set[f.Name] = true })
 	if o.Resume == "" && o.Method == "es" {
 		o.resolveESDefaults()
 	}
 	if o.Resume != "" {
-		if err := o.adoptResumed(); err != nil {
+		raw, err := readResumedOptions(o.Resume)
+		if err != nil {
+			return nil, err
+		}
+		if err := o.adoptResumed(raw); err != nil {
 			return nil, err
 		}
 	}
-	return o, o.validate()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := o.checkSurroundings(); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
-// adoptResumed takes the resumed run's options, then the flags given now on
-// top; those that define the run (method, recipe, arch, seed) must agree.
-func (o *Options) adoptResumed() error {
-	raw, err := os.ReadFile(o.Resume + "/options.json")
-	if err != nil {
-		return badFlag("-resume %s: %v (is it a run folder?)", o.Resume, err)
+// readResumedOptions reads a run folder's options.json, saying what the
+// folder is when it is not a run's.
+func readResumedOptions(dir string) ([]byte, error) {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return nil, badFlag("-resume %s: %v", dir, err)
+	case !st.IsDir():
+		return nil, badFlag("-resume %s: not a folder", dir)
 	}
+	raw, err := os.ReadFile(filepath.Join(dir, "options.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, badFlag("-resume %s: no run was started there (no options.json) and no checkpoint was ever written: nothing to resume", dir)
+	}
+	if err != nil {
+		return nil, badFlag("-resume %s: %v", dir, err)
+	}
+	return raw, nil
+}
+
+// adoptResumed takes the resumed run's options (raw, its options.json),
+// then the flags given now on top; those that define the run (method,
+// recipe, arch, seed) must agree. What the trajectory depends on is also in
+// the checkpoint, which the method compares: an edited options.json is
+// refused there.
+func (o *Options) adoptResumed(raw []byte) error {
 	// Flags added after the run was made are absent from its options.json:
 	// they keep their defaults, which is what that run trained with.
 	var prev Options
@@ -203,12 +288,12 @@ func (o *Options) adoptResumed() error {
 	}
 	now := *o
 	*o = prev
-	o.Resume, o.Set, o.Quiet = now.Resume, now.Set, now.Quiet
+	o.Resume, o.Set, o.given, o.Quiet = now.Resume, now.Set, now.given, now.Quiet
 	for name := range now.Set {
 		switch name {
 		case "method", "recipe", "arch", "seed", "train-n", "val":
 			if fmt.Sprint(now.field(name)) != fmt.Sprint(prev.field(name)) {
-				return badFlag("-%s %v conflicts with the resumed run's %v", name, now.field(name), prev.field(name))
+				return badFlag("-%s %s conflicts with the resumed run's %v", name, now.show(name, now.field(name)), prev.field(name))
 			}
 		case "budget":
 			o.Budget = now.Budget
@@ -258,6 +343,8 @@ func (o *Options) field(name string) any {
 	return nil
 }
 
+// validate checks the options on their own, reading nothing from disk (a
+// fuzz target feeds it every options.json it can make up).
 func (o *Options) validate() error {
 	m, err := lookupMethod(o.Method)
 	if err != nil {
@@ -266,82 +353,101 @@ func (o *Options) validate() error {
 	if _, err := fpnet.RecipeByName(o.Recipe); err != nil {
 		return badFlag("-recipe: %v", err)
 	}
-	if _, err := fpnet.ParseArch(o.Arch); err != nil {
+	arch, err := fpnet.ParseArch(o.Arch)
+	if err != nil {
 		return badFlag("-arch: %v", err)
+	}
+	if arch.Classes() < mnistClasses {
+		return badFlag("-arch %s has %d outputs, fewer than MNIST's %d classes", o.Arch, arch.Classes(), mnistClasses)
+	}
+	// Every float flag reaches a trainer as a float32: NaN, a value beyond
+	// float32's range, or one so small that it flushes would be another
+	// setting than the one given.
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"sigma", o.Sigma}, {"lr", o.LR}, {"tau", o.Tau}, {"wd", o.WeightDecay}, {"lr-final", o.LRFinal}, {"l2", o.L2}, {"guide", o.Guide},
+		{"rotate", o.Rotate}, {"scale", o.Scale}, {"elastic", o.Elastic}, {"noise", o.Noise}, {"dropout", o.Dropout},
+		{"label-smoothing", o.Smoothing}, {"ema", o.EMA}} {
+		if err := checkFloat32(f.name, o.show(f.name, f.v), f.v); err != nil {
+			return err
+		}
 	}
 	switch {
 	case o.Budget < 0:
-		return badFlag("-budget %v must not be negative", o.Budget)
+		return badFlag("-budget %s must not be negative", o.show("budget", o.Budget))
 	case o.Generations < 0:
-		return badFlag("-generations %d must not be negative", o.Generations)
+		return badFlag("-generations %s must not be negative", o.show("generations", o.Generations))
 	case o.Epochs < 0:
-		return badFlag("-epochs %d must not be negative", o.Epochs)
+		return badFlag("-epochs %s must not be negative", o.show("epochs", o.Epochs))
 	case o.Pop < 0:
-		return badFlag("-pop %d must not be negative", o.Pop)
+		return badFlag("-pop %s must not be negative", o.show("pop", o.Pop))
 	case o.Sigma < 0:
-		return badFlag("-sigma %v must not be negative", o.Sigma)
+		return badFlag("-sigma %s must not be negative", o.show("sigma", o.Sigma))
 	case o.LR < 0 || o.LR > 1:
-		return badFlag("-lr %v out of range [0, 1]", o.LR)
+		return badFlag("-lr %s out of range [0, 1]", o.show("lr", o.LR))
 	case o.Batch < 0:
-		return badFlag("-batch %d must not be negative", o.Batch)
+		return badFlag("-batch %s must not be negative", o.show("batch", o.Batch))
 	case o.Workers < 0 || o.Workers > 1024 || o.Workers == 0 && !o.Distributed():
-		return badFlag("-workers %d out of range [1, 1024] (0, no local evaluation, only with -serve or -nats)", o.Workers)
+		return badFlag("-workers %s out of range [1, 1024] (0, no local evaluation, only with -serve or -nats)", o.show("workers", o.Workers))
 	case o.Serve != "" && o.NATS != "":
 		return badFlag("-serve and -nats exclude each other: embed a server, or use one")
 	case o.TaskTimeout < time.Second:
-		return badFlag("-task-timeout %v: at least 1s", o.TaskTimeout)
+		return badFlag("-task-timeout %s: at least 1s", o.show("task-timeout", o.TaskTimeout))
 	case o.TaskPairs < 0:
-		return badFlag("-task-pairs %d must not be negative", o.TaskPairs)
+		return badFlag("-task-pairs %s must not be negative", o.show("task-pairs", o.TaskPairs))
 	case o.EvalEvery <= 0:
-		return badFlag("-eval-every %v must be positive", o.EvalEvery)
-	case o.TrainN < 0 || o.TestN < 0:
-		return badFlag("-train-n and -test-n must not be negative")
+		return badFlag("-eval-every %s must be positive", o.show("eval-every", o.EvalEvery))
+	case o.TrainN < 0:
+		return badFlag("-train-n %s must not be negative", o.show("train-n", o.TrainN))
+	case o.TestN < 0:
+		return badFlag("-test-n %s must not be negative", o.show("test-n", o.TestN))
 	case o.Val < 0:
-		return badFlag("-val %d must not be negative", o.Val)
+		return badFlag("-val %s must not be negative", o.show("val", o.Val))
 	case o.Tau < 0:
-		return badFlag("-tau %v must not be negative", o.Tau)
+		return badFlag("-tau %s must not be negative", o.show("tau", o.Tau))
 	case o.Surrogate != "" && o.Surrogate != "jump" && o.Surrogate != "tanh" && o.Surrogate != "cubic" && o.Surrogate != "mask":
 		return badFlag("-surrogate %q: want jump, tanh, cubic or mask", o.Surrogate)
 	case o.Shift < -1 || o.Shift > 8:
-		return badFlag("-shift %d out of range [0, 8]", o.Shift)
+		return badFlag("-shift %s out of range [0, 8]", o.show("shift", o.Shift))
 	case o.WeightDecay != -1 && (o.WeightDecay < 0 || o.WeightDecay >= 1):
-		return badFlag("-wd %v out of range [0, 1)", o.WeightDecay)
+		return badFlag("-wd %s out of range [0, 1)", o.show("wd", o.WeightDecay))
 	case o.LRFinal != -1 && o.LRFinal < 0:
-		return badFlag("-lr-final %v must not be negative", o.LRFinal)
-	case (o.L2 != -1 || o.Set["l2"]) && !(o.L2 >= 0 && !math.IsInf(o.L2, 0)):
-		return badFlag("-l2 %v must be zero or positive and finite", o.L2)
+		return badFlag("-lr-final %s must not be negative", o.show("lr-final", o.LRFinal))
+	case (o.L2 != -1 || o.Set["l2"]) && !(o.L2 >= 0):
+		return badFlag("-l2 %s must be zero or positive and finite", o.show("l2", o.L2))
 	case o.NoiseSize <= 0:
-		return badFlag("-noise-size %d must be positive (float32 values in the noise table)", o.NoiseSize)
+		return badFlag("-noise-size %s must be positive (float32 values in the noise table)", o.show("noise-size", o.NoiseSize))
 	case o.Fitness != es.FitnessXent && o.Fitness != es.FitnessAcc:
 		return badFlag("-fitness %q: want %s or %s", o.Fitness, es.FitnessXent, es.FitnessAcc)
 	case !(o.Guide >= 0 && o.Guide < 1):
-		return badFlag("-guide %v must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.Guide)
+		return badFlag("-guide %s must lie in [0, 1): the share of each perturbation's variance along the surrogate gradient", o.show("guide", o.Guide))
 	}
 	for _, f := range []struct {
 		name string
 		v    float64
 	}{{"rotate", o.Rotate}, {"scale", o.Scale}, {"elastic", o.Elastic}, {"noise", o.Noise}, {"dropout", o.Dropout}, {"label-smoothing", o.Smoothing}, {"ema", o.EMA}} {
 		if f.v != -1 && !(f.v >= 0 && f.v < 1e6) {
-			return badFlag("-%s %v must be zero or positive", f.name, f.v)
+			return badFlag("-%s %s must be zero or positive", f.name, o.show(f.name, f.v))
 		}
 	}
 	if o.ElasticGrid < 0 {
-		return badFlag("-elastic-grid %d must not be negative", o.ElasticGrid)
+		return badFlag("-elastic-grid %s must not be negative", o.show("elastic-grid", o.ElasticGrid))
 	}
-	if o.Method == "es" {
-		for _, name := range []string{"rotate", "scale", "elastic", "elastic-grid", "noise", "dropout", "label-smoothing", "ema"} {
-			if o.Set[name] {
-				return badFlag("-%s applies to the backprop methods only, not es", name)
-			}
-		}
+	if err := o.checkApplies(m); err != nil {
+		return err
 	}
-	if o.Method != "es" {
-		for _, name := range []string{"l2", "noise-size", "fitness", "hold-norms", "guide", "serve", "nats", "task-timeout", "task-pairs",
-			"nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca"} {
-			if o.Set[name] {
-				return badFlag("-%s applies to -method es only, not %s", name, o.Method)
-			}
-		}
+	switch {
+	case o.Perturb != perturbFull && o.Perturb != perturbLowRank:
+		return badFlag("-perturb %q: want %s or %s", o.Perturb, perturbFull, perturbLowRank)
+	case o.Rank < 0 || o.Rank > maxRank:
+		return badFlag("-rank %d out of range [1, %d]", o.Rank, maxRank)
+	case o.Set["rank"] && o.Rank == 0:
+		return badFlag("-rank 0: a low-rank perturbation has rank at least 1 (-perturb full is full rank)")
+	case o.Rank > 0 && o.Perturb != perturbLowRank:
+		return badFlag("-rank %d applies to -perturb %s only", o.Rank, perturbLowRank)
+	case o.Perturb == perturbLowRank && o.Guide > 0:
+		return badFlag("-perturb %s and -guide %v exclude each other: guided ES perturbs along a full-rank direction", perturbLowRank, o.Guide)
 	}
 	if o.InitScale != "" {
 		arch, _ := fpnet.ParseArch(o.Arch)
@@ -378,4 +484,63 @@ func parseInitScale(s string, layers int) ([]int, error) {
 		exps[i] = e
 	}
 	return exps, nil
+}
+
+// mnistClasses is the number of classes the data has: mnist.Load refuses a
+// label outside 0-9.
+const mnistClasses = 10
+
+// checkFloat32 refuses a float flag's value that float32 would change
+// beyond rounding: NaN, ±Inf or a value beyond float32's range, or a
+// nonzero value below its smallest normal number (it would flush to zero,
+// or keep only a few digits).
+func checkFloat32(name, shown string, v float64) error {
+	switch {
+	case math.IsNaN(v):
+		return badFlag("-%s %s is not a number", name, shown)
+	case math.IsInf(v, 0) || math.Abs(v) > math.MaxFloat32:
+		return badFlag("-%s %s is beyond float32's range (±3.4e38)", name, shown)
+	case v != 0 && math.Abs(v) < 0x1p-126:
+		return badFlag("-%s %s is below float32's smallest normal number (1.2e-38): the trainer would get %v", name, shown, float32(v))
+	}
+	return nil
+}
+
+// commonFlags apply to every method; a method lists its own (Method.Flags).
+var commonFlags = []string{"method", "recipe", "arch", "seed", "budget", "lr", "batch", "workers", "data", "out", "resume",
+	"init", "eval-every", "train-n", "test-n", "val", "init-scale", "q"}
+
+// clusterFlags only mean something with -serve or -nats.
+var clusterFlags = []string{"nats-token-file", "nats-nkey-file", "nats-creds", "nats-tls-cert", "nats-tls-key", "nats-tls-ca",
+	"task-timeout", "task-pairs"}
+
+// checkApplies refuses a flag given on the command line that the chosen
+// method does not read: it would be ignored, and the run would silently be
+// another than the one asked for.
+func (o *Options) checkApplies(m *Method) error {
+	names := make([]string, 0, len(o.Set))
+	for name := range o.Set {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if slices.Contains(commonFlags, name) || slices.Contains(m.Flags, name) {
+			continue
+		}
+		var owners []string
+		for _, n := range sortedMethodNames() {
+			if slices.Contains(methods[n].Flags, name) {
+				owners = append(owners, n)
+			}
+		}
+		return badFlag("-%s applies to -method %s only, not %s", name, strings.Join(owners, " or "), o.Method)
+	}
+	if !o.Distributed() {
+		for _, name := range clusterFlags {
+			if o.Set[name] {
+				return badFlag("-%s applies only with -serve or -nats (ES with workers)", name)
+			}
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/fpnet"
+	"github.com/seed8b67a5e0/underflow/fpnet/atomicfile"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -37,10 +39,19 @@ type Run struct {
 	// Summary holds further summary.json fields the method reports
 	// (optional).
 	Summary map[string]any
-	// Dir is the run folder; ResumeDir is set when the run resumes.
+	// Dir is the run folder, set by Begin; ResumeDir is set when the run
+	// resumes.
 	Dir, ResumeDir string
-	Start          time.Time
-	Deadline       time.Time // zero: no budget
+	// Initial gives the parameters the run started from (-init's file or
+	// the seeded initialisation). A resumed run holds its state in its
+	// checkpoint and does not need them; they are here for a checkpoint
+	// written before it held everything it needs.
+	Initial  func() ([]float32, error)
+	Start    time.Time
+	Deadline time.Time // zero: no budget
+	// PriorSeconds is the wall time of the run's earlier sessions, up to
+	// their last checkpoint (a resumed run's method sets it from there).
+	PriorSeconds float64
 
 	log        io.Writer // live progress
 	metrics    *os.File
@@ -54,6 +65,7 @@ type Run struct {
 	lineOpen   bool
 	lastPlain  time.Time
 	cancel     context.CancelFunc
+	begun      bool
 }
 
 type curvePoint struct {
@@ -61,6 +73,79 @@ type curvePoint struct {
 	Step    int64
 	Acc     float64 // validation accuracy with -val, else test accuracy
 }
+
+// Begin creates the run folder (a new, unique one under runs/ unless -out
+// names it), writes options.json and opens metrics.jsonl: the first writes
+// of a run. A method calls it once its setup and any resumed checkpoint
+// have been checked, so that a run refused before training has touched
+// nothing on disk. Calling it again does nothing.
+func (r *Run) Begin() error {
+	if r.begun {
+		return nil
+	}
+	o := r.Opts
+	optJSON, err := json.MarshalIndent(o, "", "  ")
+	if err != nil { // validate refused NaN and Inf; this is a bug
+		return fmt.Errorf("options.json: %v", err)
+	}
+	dir := o.Out
+	if dir == "" {
+		if dir, err = newRunDir(filepath.Join("runs", o.Method+"-"+r.Start.Format("20060102-150405"))); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(dir, "options.json"), append(optJSON, '\n')); err != nil {
+		return err
+	}
+	// A resumed run in its own folder adds to its metrics; a new run starts
+	// them (a folder without a run may hold a dead one's).
+	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if r.ResumeDir == "" || filepath.Clean(dir) != filepath.Clean(r.ResumeDir) {
+		flags |= os.O_TRUNC
+	}
+	if r.metrics, err = os.OpenFile(filepath.Join(dir, "metrics.jsonl"), flags, 0o644); err != nil {
+		return err
+	}
+	r.Dir, r.begun = dir, true
+	recipe := r.Net.Recipe
+	sets := fmt.Sprintf("%d train / %d test images", r.Train.N, r.Test.N)
+	if r.Val != nil {
+		sets = fmt.Sprintf("%d train / %d validation / %d test images", r.Train.N, r.Val.N, r.Test.N)
+	}
+	r.Logf("train: method %s, recipe %s (products %v, elementwise %v, scaling 2^%d), arch %s, %s, backend %s, %d workers, out %s",
+		o.Method, recipe.Name, recipe.ProductEnv, recipe.ElementEnv, recipe.ScaleExp, r.Net.Arch, sets, kernels.Backend(), o.Workers, dir)
+	r.record(map[string]any{"kind": "start", "method": o.Method, "recipe": recipe.Name, "backend": kernels.Backend(), "resume": o.Resume != ""})
+	return nil
+}
+
+// newRunDir creates a folder named base, or base-2, base-3, ... when that
+// is taken: two runs started in the same second get a folder each
+// (os.Mkdir fails for the second).
+func newRunDir(base string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return "", err
+	}
+	for i := 1; i <= 10000; i++ {
+		dir := base
+		if i > 1 {
+			dir = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := os.Mkdir(dir, 0o755)
+		if err == nil {
+			return dir, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s: 10000 run folders of that name exist", base)
+}
+
+// SessionSeconds is the run's wall time so far, earlier sessions included:
+// what a checkpoint records as wall_seconds.
+func (r *Run) SessionSeconds() float64 { return r.PriorSeconds + time.Since(r.Start).Seconds() }
 
 // CheckpointPath is where the method keeps its checkpoint file name.
 func (r *Run) CheckpointPath(name string) string { return filepath.Join(r.Dir, name) }
@@ -177,7 +262,7 @@ func (r *Run) record(rec map[string]any) {
 	if r.metrics == nil {
 		return
 	}
-	b, err := json.Marshal(rec)
+	b, err := json.Marshal(jsonSafe(rec))
 	if err != nil {
 		return
 	}

@@ -94,11 +94,23 @@ func sourceName(file, env string) string {
 	return "$" + env
 }
 
+// maxSecretBytes bounds a token or seed file.
+const maxSecretBytes = 64 << 10
+
 // secret reads a secret from file, or from the environment variable when no
 // file is named; surrounding white space is dropped.
 func secret(file, env, flag string) (string, error) {
 	if file == "" {
 		return strings.TrimSpace(os.Getenv(env)), nil
+	}
+	// A secret is a line, not a stream: a device or a huge file is refused
+	// before it is read.
+	st, err := os.Stat(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %v", flag, err)
+	}
+	if !st.Mode().IsRegular() || st.Size() > maxSecretBytes {
+		return "", fmt.Errorf("%s %s: want a regular file of at most %d bytes", flag, file, maxSecretBytes)
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -141,15 +153,16 @@ func (s Security) clientOptions() ([]nats.Option, error) {
 
 // Connect connects to the server at url as a long-lived participant: it
 // reconnects forever (a restarted server or coordinator is waited for) and
-// buffers publishes while disconnected. name is shown in the server's
-// monitoring.
+// buffers publishes while disconnected. A server that is not up yet is
+// waited for too; one that refuses the credentials or the TLS handshake is
+// an error at once. name is shown in the server's monitoring.
 func Connect(url string, sec Security, name string, logf func(string, ...any)) (*nats.Conn, error) {
 	opts, err := sec.clientOptions()
 	if err != nil {
 		return nil, err
 	}
 	opts = append(opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.RetryOnFailedConnect(true), nats.ReconnectBufSize(64<<20), nats.PingInterval(5*time.Second),
+		nats.ReconnectBufSize(64<<20), nats.PingInterval(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				logf("nats: disconnected: %v", err)
@@ -164,6 +177,16 @@ func Connect(url string, sec Security, name string, logf func(string, ...any)) (
 			}
 		}))
 	nc, err := nats.Connect(url, opts...)
+	if err == nil {
+		return nc, nil
+	}
+	var tlsErr *tls.CertificateVerificationError
+	if errors.Is(err, nats.ErrAuthorization) || errors.As(err, &tlsErr) || errors.Is(err, nats.ErrSecureConnRequired) ||
+		errors.Is(err, nats.ErrSecureConnWanted) || strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		return nil, fmt.Errorf("nats %s: %v", url, err)
+	}
+	logf("nats: %s: %v; waiting for the server", url, err)
+	nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
 	if err != nil {
 		return nil, fmt.Errorf("nats %s: %v", url, err)
 	}

@@ -60,9 +60,12 @@ type Coordinator struct {
 	missing  int
 	progress time.Time // the last time an item arrived (or tasks went out)
 
+	job       []byte // the job's entry in the bucket
+	jobWatch  jetstream.KeyWatcher
 	results   jetstream.MessagesContext
 	resultCh  chan jetstream.Msg
-	resultSeq uint64 // the stream sequence of the last result read
+	stopped   chan struct{} // closed by Close
+	resultSeq uint64        // the stream sequence of the last result read
 	hbSub     *nats.Subscription
 
 	mu       sync.Mutex
@@ -76,6 +79,28 @@ type Coordinator struct {
 	outcomeSeqs map[int64]uint64
 
 	bad, refused limiter
+	timing       Timing
+	begun        time.Time // when the current generation's θ was ready
+}
+
+// Timing says where the coordinator's time between generations goes: from
+// the last result of one generation to its next generation's tasks on the
+// server, while the workers wait. Durations are totals over Generations.
+type Timing struct {
+	Generations int64
+	Outcome     time.Duration // publishing the outcome (stored by JetStream)
+	Update      time.Duration // the coordinator's own step (its workers take theirs meanwhile)
+	Checkpoint  time.Duration // the checkpoints put in the object store
+	Begin       time.Duration // the next generation's data, offsets and θ hash
+	Tasks       time.Duration // publishing the next generation's tasks
+}
+
+// PerGeneration is the mean wait between generations.
+func (t Timing) PerGeneration() time.Duration {
+	if t.Generations == 0 {
+		return 0
+	}
+	return (t.Outcome + t.Update + t.Checkpoint + t.Begin + t.Tasks) / time.Duration(t.Generations)
 }
 
 type heard struct {
@@ -148,28 +173,41 @@ func NewCoordinator(ctx context.Context, cfg CoordinatorConfig) (*Coordinator, e
 	if c.results, err = rc.Messages(); err != nil {
 		return nil, err
 	}
+	c.stopped = make(chan struct{})
 	go func() {
+		defer close(c.resultCh)
 		for {
 			m, err := c.results.Next()
 			if err != nil {
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					close(c.resultCh)
 					return
 				}
 				continue
 			}
-			c.resultCh <- m
+			select {
+			case c.resultCh <- m:
+			case <-c.stopped:
+				return
+			}
 		}
 	}()
-	job, _ := wire.NewJob(cfg.Spec).Marshal()
-	if err := retry(ctx, c.logf, "es cluster: announcing the job", func(ctx context.Context) error {
-		_, err := c.in.jobs.Put(ctx, wire.JobKey, job)
-		return err
-	}); err != nil {
+	c.job, _ = wire.NewJob(cfg.Spec).Marshal()
+	if err := c.announce(ctx); err != nil {
+		return nil, err
+	}
+	if c.jobWatch, err = c.in.jobs.Watch(ctx, wire.JobKey, jetstream.UpdatesOnly()); err != nil {
 		return nil, err
 	}
 	c.logf("es cluster: job %s at generation %d", c.id, c.tr.Gen)
 	return c, c.beginGeneration(ctx)
+}
+
+// announce puts the job's entry in the bucket, where workers watch for it.
+func (c *Coordinator) announce(ctx context.Context) error {
+	return retry(ctx, c.logf, "es cluster: announcing the job", func(ctx context.Context) error {
+		_, err := c.in.jobs.Put(ctx, wire.JobKey, c.job)
+		return err
+	})
 }
 
 // JobID is the job's name on the server.
@@ -268,6 +306,7 @@ func (c *Coordinator) catchUp(ctx context.Context) error {
 func (c *Coordinator) beginGeneration(ctx context.Context) error {
 	c.tr.Begin()
 	c.theta = thetaHash(c.tr.Params)
+	c.begun = time.Now()
 	items := c.pairs + 1
 	if len(c.have) != items {
 		c.have, c.scores, c.from = make([]bool, items), make([]wire.Score, 2*items), make([]string, items)
@@ -342,10 +381,25 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 			if err := c.checkStall(ctx); err != nil {
 				return es.Stats{}, err
 			}
+		case e := <-c.jobWatch.Updates():
+			if e == nil || string(e.Value()) == string(c.job) {
+				continue
+			}
+			// Another coordinator's job on this server: one server runs one
+			// job at a time, and two would take each other's workers.
+			if other, err := wire.ParseJob(e.Value()); err == nil && other.ID != c.id.String() && other.State == wire.JobRunning {
+				return es.Stats{}, fmt.Errorf("es cluster: another coordinator announced job %s on this server; a server runs one job at a time (give each run its own -serve address or NATS server)", other.ID)
+			}
+			// A forged or damaged entry: this run is still the job.
+			c.bad.logf(c.logf, "es cluster: the job's entry was overwritten (%d bytes); announcing job %s again", len(e.Value()), c.id)
+			if err := c.announce(ctx); err != nil {
+				return es.Stats{}, err
+			}
 		case <-ctx.Done():
 			return es.Stats{}, ctx.Err()
 		}
 	}
+	t0 := time.Now()
 	o := wire.Outcome{Job: c.id, Gen: c.tr.Gen, Theta: c.theta, Center: c.scores[2*c.pairs],
 		Fitness: make([]float64, 2*c.pairs)}
 	for i := range o.Fitness {
@@ -362,12 +416,25 @@ func (c *Coordinator) Step(ctx context.Context) (es.Stats, error) {
 	}); err != nil {
 		return es.Stats{}, err
 	}
+	t1 := time.Now()
 	st := c.tr.Update(o.Fitness, es.Score(o.Center))
+	t2 := time.Now()
 	if err := c.maybeUpload(ctx); err != nil {
 		return st, err
 	}
-	return st, c.beginGeneration(ctx)
+	t3 := time.Now()
+	err := c.beginGeneration(ctx)
+	c.timing.Generations++
+	c.timing.Outcome += t1.Sub(t0)
+	c.timing.Update += t2.Sub(t1)
+	c.timing.Checkpoint += t3.Sub(t2)
+	c.timing.Begin += c.begun.Sub(t3)
+	c.timing.Tasks += time.Since(c.begun)
+	return st, err
 }
+
+// Timing reports where the time between generations went so far.
+func (c *Coordinator) Timing() Timing { return c.timing }
 
 // onResult checks a result and takes the items it brings that are still
 // missing. Nothing a message says can panic the coordinator or reach θ
@@ -414,7 +481,7 @@ func (c *Coordinator) offer(i int, got []wire.Score, worker string) {
 			return // a task done twice
 		}
 		exact := c.exact(i)
-		c.logf("es cluster: ERROR: generation %d, item %d: worker %s sent %v, %s sent %v; the exact value is %v",
+		c.bad.logf(c.logf, "es cluster: ERROR: generation %d, item %d: worker %s sent %v, %s sent %v; the exact value is %v",
 			c.tr.Gen, i, worker, got, c.from[i], have, exact)
 		if !sameBits(have, exact) {
 			c.credit(c.from[i], -members(i, c.pairs))
@@ -651,7 +718,11 @@ func (c *Coordinator) upload(ctx context.Context) error {
 // workers that wait for it.
 func (c *Coordinator) Close(ctx context.Context, done bool) error {
 	if c.results != nil {
+		close(c.stopped)
 		c.results.Stop()
+	}
+	if c.jobWatch != nil {
+		c.jobWatch.Stop()
 	}
 	if c.hbSub != nil {
 		c.hbSub.Unsubscribe()

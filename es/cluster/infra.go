@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -131,22 +132,38 @@ func isNotFound(err error) bool {
 		errors.Is(err, jetstream.ErrConsumerNotFound)
 }
 
-// limiter lets a repeated log message through at most once a second, with a
-// count of those it held back, so a flood of forged messages cannot flood
-// the log.
+// limiter lets each kind of log message (its format) through at most once
+// a second, with a count of those it held back, so a flood of forged
+// messages cannot flood the log.
 type limiter struct {
+	mu    sync.Mutex
+	kinds map[string]*limited
+}
+
+type limited struct {
 	last    time.Time
 	dropped int
 }
 
 func (l *limiter) logf(logf func(string, ...any), format string, args ...any) {
-	if time.Since(l.last) < time.Second {
-		l.dropped++
+	l.mu.Lock()
+	if l.kinds == nil {
+		l.kinds = map[string]*limited{}
+	}
+	k := l.kinds[format]
+	if k == nil {
+		k = &limited{}
+		l.kinds[format] = k
+	}
+	if time.Since(k.last) < time.Second {
+		k.dropped++
+		l.mu.Unlock()
 		return
 	}
-	if l.dropped > 0 {
-		format += fmt.Sprintf(" (and %d more like it)", l.dropped)
+	if k.dropped > 0 {
+		format += fmt.Sprintf(" (and %d more like it)", k.dropped)
 	}
-	l.last, l.dropped = time.Now(), 0
+	k.last, k.dropped = time.Now(), 0
+	l.mu.Unlock()
 	logf(format, args...)
 }

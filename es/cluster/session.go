@@ -29,10 +29,10 @@ type session struct {
 	// mu guards the trainer's state, theta and ready: evaluations hold it
 	// shared, a step or a resynchronisation exclusively.
 	mu      sync.RWMutex
-	theta   wire.Hash     // hash of θ at tr.Gen
-	ready   bool          // θ came from a checkpoint and outcomes
-	changed chan struct{} // closed and replaced when tr.Gen or ready change
-	resync  chan int64    // a task of tr.Gen came with another θ
+	theta   wire.Hash      // hash of θ at tr.Gen
+	ready   bool           // θ came from a checkpoint and outcomes
+	changed chan struct{}  // closed and replaced when tr.Gen or ready change
+	resync  chan wire.Task // a task of tr.Gen came with another θ
 
 	bad limiter
 }
@@ -52,7 +52,7 @@ func (w *Worker) newSession(ctx context.Context, job wire.Job) (*session, error)
 	}
 	id, _ := job.JobID()
 	s := &session{w: w, job: job, id: id, tr: tr, done: make(chan struct{}),
-		changed: make(chan struct{}), resync: make(chan int64, 1)}
+		changed: make(chan struct{}), resync: make(chan wire.Task, 1)}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	return s, nil
 }
@@ -187,16 +187,24 @@ func (s *session) follow() (progressed bool) {
 		select {
 		case <-s.ctx.Done():
 			return progressed
-		case g := <-s.resync:
+		case t := <-s.resync:
 			s.mu.RLock()
-			cur := s.tr.Gen
+			cur, theta := s.tr.Gen, s.theta
 			s.mu.RUnlock()
-			if g == cur {
-				s.logf("a task of generation %d measured another θ than this worker's %s: it stops evaluating and resynchronises", g, s.theta.Short())
+			switch {
+			case t.Gen == cur && t.Theta != theta:
+				s.logf("generation %d's tasks ask for θ %s, this worker's is %s: it stops evaluating and resynchronises", t.Gen, t.Theta.Short(), theta.Short())
+				return progressed
+			case t.Gen > cur:
+				s.logf("the job's tasks are at generation %d, this worker is stuck at %d with θ %s: it resynchronises", t.Gen, cur, theta.Short())
 				return progressed
 			}
 			continue
-		case m = <-msgs:
+		case mm, ok := <-msgs:
+			if !ok {
+				return progressed // the iterator ended: the connection closed
+			}
+			m = mm
 		}
 		o, err := wire.ParseOutcome(m.Data())
 		if err != nil {
@@ -293,6 +301,13 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		case <-changed:
 		case <-time.After(time.Until(deadline)):
 			m.NakWithDelay(time.Second) // another worker may be ready
+			// The job has moved past this worker's generation, and the
+			// outcome that would bring it there is not coming: it skipped it
+			// (its θ was not the outcome's), or missed it.
+			select {
+			case s.resync <- t:
+			default:
+			}
 			return
 		case <-s.ctx.Done():
 			m.Nak()
@@ -305,7 +320,7 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		s.mu.RUnlock()
 		m.Nak()
 		select {
-		case s.resync <- t.Gen:
+		case s.resync <- t:
 		default:
 		}
 		return
@@ -336,6 +351,7 @@ func (s *session) handle(slot int, m jetstream.Msg, ackWait time.Duration) {
 		_, err := s.in.js.Publish(ctx, wire.ResultSubject(s.id), data)
 		return err
 	}); err != nil {
+		m.Nak() // leaving: another worker takes it now rather than after the ack wait
 		return
 	}
 	m.Ack()

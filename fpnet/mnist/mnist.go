@@ -58,6 +58,13 @@ func Load(dir string) (train, test *fpnet.Dataset, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// One network reads both sets: images of another size in the test set
+	// would be read with the training set's stride (an index panic after
+	// an epoch's training, or a meaningless accuracy).
+	if test.Rows != train.Rows || test.Cols != train.Cols {
+		return nil, nil, fmt.Errorf("%s: test images are %d×%d, training images %d×%d: one network cannot read both",
+			dir, test.Rows, test.Cols, train.Rows, train.Cols)
+	}
 	return train, test, nil
 }
 

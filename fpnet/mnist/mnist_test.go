@@ -144,6 +144,19 @@ func TestLoadIDX(t *testing.T) {
 			}
 			return b
 		}, "dimensions"},
+		// Test images of another size: refused at load, before any training.
+		{"test images 28x27", func(n string, b []byte) []byte {
+			if n == mnistFiles[2] {
+				return idxImages(10, 28, 27)
+			}
+			return b
+		}, "test images are 28×27, training images 28×28"},
+		{"test images 27x28", func(n string, b []byte) []byte {
+			if n == mnistFiles[2] {
+				return idxImages(10, 27, 28)
+			}
+			return b
+		}, "test images are 27×28"},
 	}
 	for _, c := range bad {
 		for _, zipped := range []bool{false, true} {

@@ -75,6 +75,13 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCheckpoint(data, path)
+}
+
+// parseCheckpoint is LoadCheckpoint on the file's bytes; path names it in
+// errors. The header is checked before it sizes anything: a forged one (a
+// negative shape, offsets past the data) is an error, never an allocation.
+func parseCheckpoint(data []byte, path string) (*Checkpoint, error) {
 	bad := func(format string, args ...any) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
 	}
@@ -101,7 +108,8 @@ func LoadCheckpoint(path string) (*Checkpoint, error) {
 			return bad("tensor %s: %v", name, err)
 		}
 		from, to := ti.DataOffsets[0], ti.DataOffsets[1]
-		if ti.Dtype != "F32" || len(ti.Shape) != 1 || from < 0 || to > int64(len(body)) || to-from != 4*int64(ti.Shape[0]) {
+		if ti.Dtype != "F32" || len(ti.Shape) != 1 || from < 0 || to < from || to > int64(len(body)) ||
+			(to-from)%4 != 0 || int64(ti.Shape[0]) != (to-from)/4 {
 			return bad("tensor %s: bad layout %s %v at %v in %d data bytes", name, ti.Dtype, ti.Shape, ti.DataOffsets, len(body))
 		}
 		spans = append(spans, span{name, from, to})

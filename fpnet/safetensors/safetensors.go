@@ -100,6 +100,11 @@ func LoadParams(path string) (fpnet.Arch, []float32, map[string]string, error) {
 	if err != nil {
 		return fpnet.Arch{}, nil, nil, err
 	}
+	return parseParams(data, path)
+}
+
+// parseParams is LoadParams on the file's bytes; path names it in errors.
+func parseParams(data []byte, path string) (fpnet.Arch, []float32, map[string]string, error) {
 	bad := func(format string, args ...any) (fpnet.Arch, []float32, map[string]string, error) {
 		return fpnet.Arch{}, nil, nil, fmt.Errorf("model file %s: %s", path, fmt.Sprintf(format, args...))
 	}

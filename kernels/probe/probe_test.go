@@ -11,11 +11,32 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
+
+// TestRequiredUnits fails unless every probe unit UNDERFLOW_REQUIRE_PROBE_UNITS
+// names (comma-separated) is among Units(), so that a run meant for a
+// given unit (the AVX-512 stage's avx512 and avx512-mem) cannot pass
+// without it.
+func TestRequiredUnits(t *testing.T) {
+	req := os.Getenv("UNDERFLOW_REQUIRE_PROBE_UNITS")
+	if req == "" {
+		t.Skip("UNDERFLOW_REQUIRE_PROBE_UNITS not set")
+	}
+	var have []string
+	for _, u := range Units() {
+		have = append(have, u.Name)
+	}
+	for _, name := range strings.Split(req, ",") {
+		if !slices.Contains(have, name) {
+			t.Errorf("UNDERFLOW_REQUIRE_PROBE_UNITS names %q, but this CPU's probe units are %s", name, strings.Join(have, ", "))
+		}
+	}
+}
 
 // hwEnvs returns the environments to test on the hardware; it fails the test
 // where the architecture has probes but reports none, and skips (with the

@@ -55,58 +55,99 @@ func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.Name, e.Line, e.Msg)
 }
 
+// maxData bounds the part of a line before its comment: a case is about 40
+// bytes, and columns after RESULT are ignored but kept within this. A
+// comment may be of any length.
+const maxData = 1 << 20
+
 // Read parses every case of r; name is used in errors. It stops at the first
-// malformed line with a *ParseError naming it.
+// malformed line with a *ParseError naming it; a failure to read is returned
+// as such (wrapped, naming name), not as a malformed line.
 func Read(r io.Reader, name string) ([]Case, error) {
 	var cases []Case
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	br := bufio.NewReaderSize(r, 64*1024)
+	var data []byte // the line up to its '#', at most maxData bytes
 	line := 0
-	for sc.Scan() {
+	for {
 		line++
-		text := sc.Text()
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = text[:i]
+		data = data[:0]
+		comment, tooLong, atEOF := false, false, false
+		for { // one line, in pieces when it is longer than the buffer
+			piece, err := br.ReadSlice('\n')
+			if !comment {
+				if i := bytes.IndexByte(piece, '#'); i >= 0 {
+					piece, comment = piece[:i], true
+				}
+				if len(data)+len(piece) > maxData {
+					tooLong = true
+				} else {
+					data = append(data, piece...)
+				}
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if err == io.EOF {
+				atEOF = true
+			} else if err != nil {
+				return nil, fmt.Errorf("read %s: %w", name, err)
+			}
+			break
 		}
-		fields := strings.Fields(text)
-		if len(fields) == 0 {
-			continue
+		if tooLong {
+			return nil, &ParseError{Name: name, Line: line, Msg: fmt.Sprintf("longer than %d bytes before its comment: not a case", maxData)}
 		}
-		c, msg := parseFields(fields)
-		if msg != "" {
-			return nil, &ParseError{Name: name, Line: line, Msg: msg}
+		if fields := strings.Fields(string(data)); len(fields) > 0 {
+			c, msg := parseFields(fields)
+			if msg != "" {
+				return nil, &ParseError{Name: name, Line: line, Msg: msg}
+			}
+			c.Line = line
+			cases = append(cases, c)
 		}
-		c.Line = line
-		cases = append(cases, c)
+		if atEOF {
+			return cases, nil
+		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, &ParseError{Name: name, Line: line + 1, Msg: err.Error()}
-	}
-	return cases, nil
 }
 
-// ReadFile parses the vector file at path.
+// ReadFile parses the vector file at path. A folder, or a file that cannot
+// be read, is an I/O error naming path.
 func ReadFile(path string) ([]Case, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a vector file", path)
+	}
 	return Read(f, path)
+}
+
+// echo quotes a piece of the input for a message, cut to a readable length.
+func echo(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("%q… (%d bytes)", s[:max], len(s))
 }
 
 func parseFields(f []string) (Case, string) {
 	var c Case
 	if len(f) < 6 {
-		return c, fmt.Sprintf("want 6 columns ENV OP A B C RESULT, got %d: %q", len(f), strings.Join(f, " "))
+		return c, fmt.Sprintf("want 6 columns ENV OP A B C RESULT, got %d: %s", len(f), echo(strings.Join(f, " ")))
 	}
 	env, err := kernels.ParseEnv(f[0])
 	if err != nil {
-		return c, err.Error()
+		return c, fmt.Sprintf("unknown denormal environment %s (want IEEE, FTZ, DAZ, FTZ_DAZ or ARM_FZ)", echo(f[0]))
 	}
 	op, err := probe.ParseOp(f[1])
 	if err != nil {
-		return c, err.Error()
+		return c, fmt.Sprintf("unknown operation %s (want mul, add, fma, mul_add or div)", echo(f[1]))
 	}
 	c.Env, c.Op = env, op
 	var msg string
@@ -139,11 +180,11 @@ func parseFields(f []string) (Case, string) {
 
 func parseHex(col, s string) (uint32, string) {
 	if len(s) != 8 {
-		return 0, fmt.Sprintf("%s %q: want 8 hex digits without 0x", col, s)
+		return 0, fmt.Sprintf("%s %s: want 8 hex digits without 0x", col, echo(s))
 	}
 	v, err := strconv.ParseUint(s, 16, 32)
 	if err != nil {
-		return 0, fmt.Sprintf("%s %q: want 8 hex digits without 0x", col, s)
+		return 0, fmt.Sprintf("%s %s: want 8 hex digits without 0x", col, echo(s))
 	}
 	return uint32(v), ""
 }

@@ -100,3 +100,53 @@ func TestWriteReadRoundTrip(t *testing.T) {
 		t.Errorf("unexpected format:\n%s", b)
 	}
 }
+
+// A comment of any length is a comment; a data line past maxData is refused
+// with a short message; a malformed line's echo is cut to a readable length.
+func TestReadLongLines(t *testing.T) {
+	good := "IEEE add 3f800000 3f800000 - 40000000"
+	long := strings.Repeat("x", 3<<20)
+	got, err := Read(strings.NewReader("# "+long+"\n"+good+" # "+long+"\n"+good), "long.vec")
+	if err != nil || len(got) != 2 || got[0].Line != 2 || got[1].Line != 3 {
+		t.Fatalf("long comments: %d cases, %v; want 2 cases on lines 2 and 3", len(got), err)
+	}
+	for name, in := range map[string]string{
+		"overlong data line": good + "\n" + good + " " + long + "\n",
+		"overlong token":     good + "\nIEEE add " + long + " 3f800000 - 40000000\n",
+		"overlong env":       good + "\n" + long + " add 3f800000 3f800000 - 40000000\n",
+		"overlong op":        good + "\nIEEE " + long + " 3f800000 3f800000 - 40000000\n",
+		"too few columns":    good + "\nIEEE add " + long + "\n",
+	} {
+		_, err := Read(strings.NewReader(in), "long.vec")
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Line != 2 || len(err.Error()) > 200 {
+			t.Errorf("%s: error of %d bytes (line %v): %.300v", name, len(err.Error()), pe, err)
+		}
+	}
+}
+
+type failingReader struct{ after int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.after <= 0 {
+		return 0, errors.New("input/output error")
+	}
+	n := copy(p, strings.Repeat("# ok\n", r.after))
+	r.after = 0
+	return n, nil
+}
+
+// A failure to read is reported as one, not as a malformed line: a folder
+// given as the file, a read error in the middle.
+func TestReadIOErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadFile(dir)
+	var pe *ParseError
+	if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "folder") {
+		t.Errorf("folder: %v; want an I/O error naming it", err)
+	}
+	_, err = Read(&failingReader{after: 3}, "dev.vec")
+	if err == nil || errors.As(err, &pe) || !strings.Contains(err.Error(), "read dev.vec: input/output error") {
+		t.Errorf("read error: %v; want it reported as a read error", err)
+	}
+}
