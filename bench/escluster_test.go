@@ -31,7 +31,8 @@ import (
 // coordination per generation: from the last result of a generation to its
 // successor's tasks on the server (cluster.Timing), of which the
 // coordinator's own update is the largest part.
-// With -count N the two alternate, so their ratio comes from one run.
+// With -count N each runs N times in one go test run, so their ratio comes
+// from one run.
 
 var esCluster struct {
 	once   sync.Once
