@@ -146,7 +146,11 @@ func BenchmarkESUpdateLowRank(b *testing.B) {
 	}
 }
 
-func benchESUpdate(b *testing.B, rank int) {
+// articleESTrainer is cmd/train -method es's defaults (held norms, pop
+// 200) at batch 100 on the article's network, with the given goroutines
+// and perturbation rank (0: full rank). It returns the trainer, its
+// objective and the start.
+func articleESTrainer(b *testing.B, slots, rank int) (*es.Trainer, *es.NetObjective, []float32) {
 	train, noise := esBenchSetup(b)
 	recipe, err := fpnet.RecipeByName("openai2017")
 	if err != nil {
@@ -157,15 +161,20 @@ func benchESUpdate(b *testing.B, rank int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	params := fpnet.InitParams(arch, 1)
-	obj.HoldLayerNorms(params)
+	start := fpnet.InitParams(arch, 1)
+	obj.HoldLayerNorms(start)
 	cfg := es.DefaultConfig()
-	cfg.Workers, cfg.Rank = 1, rank
-	tr, err := es.NewTrainer(cfg, obj, noise, params)
+	cfg.Workers, cfg.Rank = slots, rank
+	tr, err := es.NewTrainer(cfg, obj, noise, start)
 	if err != nil {
 		b.Fatal(err)
 	}
-	fitness := make([]float64, cfg.Pop)
+	return tr, obj, start
+}
+
+func benchESUpdate(b *testing.B, rank int) {
+	tr, _, _ := articleESTrainer(b, 1, rank)
+	fitness := make([]float64, es.DefaultConfig().Pop)
 	for i := range fitness {
 		fitness[i] = float64(i % 7)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/seed8b67a5e0/underflow/es"
 	"github.com/seed8b67a5e0/underflow/es/cluster"
 	"github.com/seed8b67a5e0/underflow/fpnet"
 )
@@ -59,30 +58,6 @@ func esworkerBinary(b *testing.B) string {
 	return esCluster.worker
 }
 
-// esClusterTrainer is the benchmark's ES run: the defaults of cmd/train
-// -method es (held norms, pop 200) at batch 100.
-func esClusterTrainer(b *testing.B, slots int) (*es.Trainer, *es.NetObjective, []float32) {
-	train, noise := esBenchSetup(b)
-	recipe, err := fpnet.RecipeByName("openai2017")
-	if err != nil {
-		b.Fatal(err)
-	}
-	arch := fpnet.Arch{Sizes: []int{784, 512, 512, 10}}
-	obj, err := es.NewNetObjective(fpnet.NewNet(arch, recipe), train, 100, 1, es.FitnessXent)
-	if err != nil {
-		b.Fatal(err)
-	}
-	start := fpnet.InitParams(arch, 1)
-	obj.HoldLayerNorms(start)
-	cfg := es.DefaultConfig()
-	cfg.Workers = slots
-	tr, err := es.NewTrainer(cfg, obj, noise, start)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return tr, obj, start
-}
-
 // workerTraffic is the bytes the server received from and sent to the
 // esworker connections so far (NATS protocol included).
 func workerTraffic(b *testing.B, ns *server.Server) (fromWorkers, toWorkers int64) {
@@ -107,7 +82,7 @@ func BenchmarkESCluster(b *testing.B) {
 		b.ReportMetric(float64(pop*batch*b.N)/sec, "member-samples/s")
 	}
 	b.Run("one-process", func(b *testing.B) {
-		tr, _, _ := esClusterTrainer(b, runtime.GOMAXPROCS(0))
+		tr, _, _ := articleESTrainer(b, runtime.GOMAXPROCS(0), 0)
 		tr.Step()
 		b.ResetTimer()
 		for range b.N {
@@ -128,7 +103,7 @@ func BenchmarkESCluster(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer nc.Close()
-		tr, obj, start := esClusterTrainer(b, runtime.GOMAXPROCS(0))
+		tr, obj, start := articleESTrainer(b, runtime.GOMAXPROCS(0), 0)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
 		c, err := cluster.NewCoordinator(ctx, cluster.CoordinatorConfig{Conn: nc, Spec: cluster.NewSpec(tr, obj, fpnet.ParamsSHA256(start)),
