@@ -22,7 +22,9 @@ func perturbedOracle(env Env, dst, a, theta, eps []float32, s float32, m, k, n i
 func TestMatMulPerturbedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	shapes := mmShapes(r)
-	shapes = append(shapes, [3]int{130, 300, 40}) // m > mc: the whole block packed at once
+	if !testing.Short() { // -short (qemu, the emulated AVX-512 stage) keeps mmShapes' {131, 9, 20} and {125, 17, 70} for m > mc
+		shapes = append(shapes, [3]int{130, 300, 40}) // m > mc: the whole block packed at once
+	}
 	for si, sh := range shapes {
 		m, k, n := sh[0], sh[1], sh[2]
 		scale := mmScales[si%len(mmScales)]
@@ -56,21 +58,28 @@ func TestMatMulPerturbedMatchesReference(t *testing.T) {
 // and shared left operands, on every backend and environment.
 func TestMatMulPerturbedPairMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(33, 34))
-	shapes := append(mmShapes(r), [3]int{130, 300, 40}, [3]int{100, 70, 300})
+	shapes := mmShapes(r)
+	if !testing.Short() { // -short keeps mmShapes' paths: {29, 513, 47} (one row block, K-blocks), {131, 9, 20} (row blocks)
+		shapes = append(shapes, [3]int{130, 300, 40}, [3]int{100, 70, 300})
+	}
 	for si, sh := range shapes {
 		m, k, n := sh[0], sh[1], sh[2]
 		c := newMMCase(r, m, k, n, mmScales[si%len(mmScales)])
 		aMinus := newMMCase(r, m, k, 1, mmScales[si%len(mmScales)]).a
 		eps := newMMCase(r, 1, k, n, [3]int{0, 0, 0}).b
 		s := []float32{0.01, -0.01, 0x1p-126, -3}[si%4]
+		if testing.Short() && m > 120 {
+			continue // more rows than any kernel's row block: two MatMulPerturbed calls, tested above
+		}
 		for _, env := range Envs {
+			wantP := make([]float32, m*n)
+			perturbedOracle(env, wantP, c.a, c.b, eps, s, m, k, n)
 			for _, shared := range []bool{true, false} {
 				a2 := aMinus
 				if shared {
 					a2 = c.a
 				}
-				wantP, wantM := make([]float32, m*n), make([]float32, m*n)
-				perturbedOracle(env, wantP, c.a, c.b, eps, s, m, k, n)
+				wantM := make([]float32, m*n)
 				perturbedOracle(env, wantM, a2, c.b, eps, -s, m, k, n)
 				for _, be := range testBackends() {
 					gotP, gotM := make([]float32, m*n), make([]float32, m*n)
@@ -168,7 +177,10 @@ func checkPerturbedBlock(t *testing.T, name string, kern *microKernel, r *rand.R
 // backend that packed it is not the one serving, it still gives the bits.
 func TestMatMulPackedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
-	shapes := append(mmShapes(r), [3]int{130, 300, 40}, [3]int{7, 20, 1100}, [3]int{250, 513, 33})
+	shapes := append(mmShapes(r), [3]int{7, 20, 1100}) // two column blocks
+	if !testing.Short() { // -short keeps mmShapes' {29, 513, 47} and {131, 9, 20} for K-blocks and row blocks
+		shapes = append(shapes, [3]int{130, 300, 40}, [3]int{250, 513, 33})
+	}
 	var pb PackedB
 	for si, sh := range shapes {
 		m, k, n := sh[0], sh[1], sh[2]
@@ -255,15 +267,25 @@ func TestMatMulSmallShapes(t *testing.T) {
 			shapes = append(shapes, [3]int{m, 1 + r.IntN(300), n})
 		}
 	}
+	widths := []int{5, 8, 31, 32, 33, 41, 512}
+	forms := mmForms
+	if testing.Short() {
+		// qemu and the emulated AVX-512 stage: one width per tail case, and
+		// the forms that read A and B in place (the transposed ones never
+		// take the small-shape kernels; TestMatMulBackendsMatchReference
+		// runs them on these sizes).
+		widths = []int{5, 8, 33, 512}
+		forms = []mmForm{mmForms[0], mmForms[1]}
+	}
 	for k := 1; k <= shortKMax+1; k++ {
-		for _, n := range []int{5, 8, 31, 32, 33, 41, 512} {
+		for _, n := range widths {
 			shapes = append(shapes, [3]int{1 + r.IntN(20), k, n})
 		}
 	}
 	for si, sh := range shapes {
 		c := newMMCase(r, sh[0], sh[1], sh[2], mmScales[si%len(mmScales)])
 		for _, env := range Envs {
-			for _, f := range mmForms {
+			for _, f := range forms {
 				mmCheck(t, env, f, c)
 			}
 		}
