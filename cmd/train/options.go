@@ -126,7 +126,7 @@ func newFlagSet(o *Options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.TestN, "test-n", 0, "evaluate on the first N test examples only (0: all)")
 	fs.IntVar(&o.Val, "val", 0, "hold out the last N training images as a validation set, evaluated as the run goes (the test set only at the end)")
 	fs.Float64Var(&o.Tau, "tau", 0, "backprop-ftz surrogate width (0: default 0.1)")
-	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump, tanh, cubic or mask (default jump)")
+	fs.StringVar(&o.Surrogate, "surrogate", "", "backprop-ftz surrogate: jump, tanh, cubic or mask (default tanh)")
 	fs.IntVar(&o.Shift, "shift", -1, "backprop: random translations up to ±N pixels (-1: method default)")
 	fs.Float64Var(&o.Rotate, "rotate", -1, "backprop: random rotations up to ±N degrees (-1: method default)")
 	fs.Float64Var(&o.Scale, "scale", -1, "backprop: random per-axis scalings by a factor in [1-N, 1+N] (-1: method default)")

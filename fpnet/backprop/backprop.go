@@ -89,8 +89,13 @@ func DefaultConfig(flushAware bool) Config {
 		// 98.90% (30); ±2 pixels 98.14% (10), 98.58% (20). The σ-only mask
 		// (no jump term) gives 97.20%, τ = 0.2 the same as τ = 0.1. Blind
 		// backprop stays what an autodiff library does.
+		// Chosen on a validation split (the last 10,000 training images,
+		// README): the exp-free tanh surrogate over 100 epochs, 98.95%
+		// validation, against 98.89% for the logistic jump over 45; the
+		// distortions added 0.04 points at 14% more time.
 		c.Shift = 1
-		c.Epochs = 20
+		c.Surrogate = "tanh"
+		c.Epochs = 100
 	}
 	return c
 }
