@@ -47,7 +47,12 @@ const backpropCheckpoint = "checkpoint.safetensors"
 
 // backpropConfig is the method's defaults with the command line on top.
 func backpropConfig(o *Options, flushAware bool) backprop.Config {
-	c := backprop.DefaultConfig(flushAware)
+	return backpropConfigOn(backprop.DefaultConfig(flushAware), o)
+}
+
+// backpropConfigOn is c with the settings o gives on top; a setting o
+// leaves at its "method default" keeps c's value.
+func backpropConfigOn(c backprop.Config, o *Options) backprop.Config {
 	c.Seed = o.Seed
 	if o.Epochs > 0 {
 		c.Epochs = o.Epochs
@@ -103,13 +108,28 @@ func backpropConfig(o *Options, flushAware bool) backprop.Config {
 
 func runBackprop(ctx context.Context, r *Run, flushAware bool) error {
 	cfg := backpropConfig(r.Opts, flushAware)
+	var resumed *safetensors.Checkpoint
+	path := filepath.Join(r.ResumeDir, backpropCheckpoint)
+	if r.ResumeDir != "" {
+		var err error
+		if resumed, err = safetensors.LoadCheckpoint(path); err != nil {
+			return err
+		}
+		// A setting the run left to the method's default keeps the value
+		// it had when the run began, which the checkpoint holds: the
+		// defaults may have changed since.
+		var began backprop.Config
+		if saved, ok := resumed.Meta["config"]; ok && json.Unmarshal([]byte(saved), &began) == nil {
+			cfg = backpropConfigOn(began, r.Opts)
+		}
+	}
 	tr, err := backprop.NewTrainer(r.Net, cfg, r.Params, r.Train.N)
 	if err != nil {
 		return err
 	}
 	r.Config = cfg
-	if r.ResumeDir != "" {
-		if err := restoreBackprop(tr, filepath.Join(r.ResumeDir, backpropCheckpoint), r); err != nil {
+	if resumed != nil {
+		if err := restoreBackprop(tr, resumed, path, r); err != nil {
 			return err
 		}
 		r.Logf("train: resumed %s at step %d of %d", r.ResumeDir, tr.Step, tr.TotalSteps())
@@ -190,11 +210,7 @@ func sameConfig(saved string, now any) error {
 	return nil
 }
 
-func restoreBackprop(tr *backprop.Trainer, path string, r *Run) error {
-	c, err := safetensors.LoadCheckpoint(path)
-	if err != nil {
-		return err
-	}
+func restoreBackprop(tr *backprop.Trainer, c *safetensors.Checkpoint, path string, r *Run) error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("checkpoint %s: %s", path, fmt.Sprintf(format, args...))
 	}

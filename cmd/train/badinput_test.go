@@ -313,9 +313,16 @@ func TestBackpropResumeRefusesEditedOptions(t *testing.T) {
 		}
 		sameSnapshot(t, "refused resume", before, snapshot(t, dir))
 	}
-	os.WriteFile(optsPath, orig, 0o644)
+	// The run's own options, with the surrogate and the epochs left to the
+	// method's default, as in a folder started before the defaults changed:
+	// the resume takes them from the checkpoint and continues the run.
+	var m map[string]any
+	json.Unmarshal(orig, &m)
+	m["surrogate"], m["epochs"] = "", 0
+	b, _ := json.Marshal(m)
+	os.WriteFile(optsPath, b, 0o644)
 	if code, _, stderr := runTrain(t, context.Background(), "-resume", dir, "-q"); code != 0 {
-		t.Fatalf("resume with the run's own options: exit %d, %s", code, stderr)
+		t.Fatalf("resume with the run's own options, defaults unresolved: exit %d, %s", code, stderr)
 	}
 	s := readWallSummary(t, dir)
 	if s.ParamsSHA256 != goldenSmallRunSHA || s.Steps != 40 || !s.Resumed {
