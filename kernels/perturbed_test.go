@@ -22,7 +22,9 @@ func perturbedOracle(env Env, dst, a, theta, eps []float32, s float32, m, k, n i
 func TestMatMulPerturbedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	shapes := mmShapes(r)
-	if !testing.Short() { // -short (qemu, the emulated AVX-512 stage) keeps mmShapes' {131, 9, 20} and {125, 17, 70} for m > mc
+	// -short (qemu, the emulated AVX-512 stage) keeps mmShapes' {131, 9, 20}
+	// and {125, 17, 70} for m > mc.
+	if !testing.Short() {
 		shapes = append(shapes, [3]int{130, 300, 40}) // m > mc: the whole block packed at once
 	}
 	for si, sh := range shapes {
@@ -59,7 +61,9 @@ func TestMatMulPerturbedMatchesReference(t *testing.T) {
 func TestMatMulPerturbedPairMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(33, 34))
 	shapes := mmShapes(r)
-	if !testing.Short() { // -short keeps mmShapes' paths: {29, 513, 47} (one row block, K-blocks), {131, 9, 20} (row blocks)
+	// -short keeps mmShapes' paths: {29, 513, 47} (one row block,
+	// K-blocks), {131, 9, 20} (row blocks).
+	if !testing.Short() {
 		shapes = append(shapes, [3]int{130, 300, 40}, [3]int{100, 70, 300})
 	}
 	for si, sh := range shapes {
@@ -178,7 +182,9 @@ func checkPerturbedBlock(t *testing.T, name string, kern *microKernel, r *rand.R
 func TestMatMulPackedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(27, 28))
 	shapes := append(mmShapes(r), [3]int{7, 20, 1100}) // two column blocks
-	if !testing.Short() { // -short keeps mmShapes' {29, 513, 47} and {131, 9, 20} for K-blocks and row blocks
+	// -short keeps mmShapes' {29, 513, 47} and {131, 9, 20} for K-blocks
+	// and row blocks.
+	if !testing.Short() {
 		shapes = append(shapes, [3]int{130, 300, 40}, [3]int{250, 513, 33})
 	}
 	var pb PackedB

@@ -60,6 +60,8 @@ var selfTestCases = []knownAnswer{
 	productCase("MatMul", false, false, false, stKMid, stNarrow), // amd64: the narrow kernel (n ≤ 4)
 	productCase("MatMulTransA", true, false, false, stK, stN),
 	productCase("MatMulTransBAcc", false, true, true, stKLong, stN),
+	perturbedCase(false),
+	perturbedCase(true),
 	{
 		name: fmt.Sprintf("BiasAdd %d×%d", stRows, stN), elementwise: true, n: stN,
 		run: func(be *backend, env Env, in *selfTestInputs) []float32 {
@@ -171,6 +173,59 @@ func productCase(form string, transA, transB, acc bool, k, n int) knownAnswer {
 	}
 }
 
+// perturbedCase is MatMulPerturbed (or, pair, MatMulPerturbedPair with two
+// different left operands) on stM×stKMid×stN: the weights θ + s·ε are
+// formed while the B panels are packed, in IEEE, then the product runs in
+// the environment. θ and ε are B's first two stKMid×stN blocks.
+func perturbedCase(pair bool) knownAnswer {
+	m, k, n := stM, stKMid, stN
+	name := fmt.Sprintf("MatMulPerturbed %d×%d×%d", m, k, n)
+	rows := m
+	if pair {
+		name, rows = fmt.Sprintf("MatMulPerturbedPair %d×%d×%d", m, k, n), 2*m
+	}
+	operands := func(in *selfTestInputs) (a1, a2, theta, eps []float32) {
+		return in.a[:m*k], in.a[m*k : 2*m*k], in.b[:k*n], in.b[k*n : 2*k*n]
+	}
+	return knownAnswer{
+		name: name, n: n,
+		run: func(be *backend, env Env, in *selfTestInputs) []float32 {
+			a1, a2, theta, eps := operands(in)
+			dst := make([]float32, rows*n)
+			bv := matrix{data: theta, rs: n, cs: 1, eps: eps, s: stAddScale}
+			if !pair || be.kern == nil {
+				be.run(env, dst[:m*n], matrix{data: a1, rs: k, cs: 1}, bv, m, k, n, 1)
+				if pair {
+					bv.s = -stAddScale
+					be.run(env, dst[m*n:], matrix{data: a2, rs: k, cs: 1}, bv, m, k, n, 1)
+				}
+				return dst
+			}
+			mode, _ := be.mode(env)
+			be.kern.perturbedOneBlock(mode, dst[:m*n], dst[m*n:], n, matrix{data: a1, rs: k, cs: 1}, matrix{data: a2, rs: k, cs: 1}, bv, m, k, n)
+			return dst
+		},
+		ref: func(env Env, in *selfTestInputs) []float32 {
+			a1, a2, theta, eps := operands(in)
+			dst := make([]float32, rows*n)
+			for member, s := range []float32{stAddScale, -stAddScale}[:rows/m] {
+				a := [][]float32{a1, a2}[member]
+				for i := 0; i < m; i++ {
+					for j := 0; j < n; j++ {
+						var sum float32
+						for p := 0; p < k; p++ {
+							w := Add(IEEE, theta[p*n+j], Mul(IEEE, s, eps[p*n+j]))
+							sum = FMA(env, a[i*k+p], w, sum)
+						}
+						dst[(member*m+i)*n+j] = sum
+					}
+				}
+			}
+			return dst
+		},
+	}
+}
+
 // weightedSumOperands are WeightedSum's: acc from x (near 2^-125), nine
 // slices of y (near 2^-126) at shifts of 1, weights of a few significant
 // bits with both signs.
@@ -253,6 +308,8 @@ var selfTestAnswers = [][5]uint64{
 	{0xdb0dca26be267053, 0x2db2ac00008826f7, 0x23891f554537feb0, 0x4c7c7546ab60faf7, 0xc0d5dd8cc88d26a8}, // MatMul 13×20×3
 	{0xd1679ab4157fe39e, 0x159c572eaaebb7ca, 0x8513242723ad3f53, 0xb9b15d652519854a, 0xcfad6d84d0157572}, // MatMulTransA 13×7×37
 	{0x3014625b30cf6045, 0xab7295b0394dc8db, 0x166c205ecbcf4f0f, 0x3b1fb1ec6a7331b7, 0xc284fcd1380a7baa}, // MatMulTransBAcc 13×260×37
+	{0xa199f7116ccb5814, 0xc083cb2cd3d2f3e2, 0x100760a2f35f7f70, 0xc083cb2cd3d2f3e2, 0xc083cb2cd3d2f3e2}, // MatMulPerturbed 13×20×37
+	{0x2d914def370979d4, 0x413660682d4d66f5, 0x806012c1ef1fa89d, 0x413660682d4d66f5, 0x413660682d4d66f5}, // MatMulPerturbedPair 13×20×37
 	{0x20a34cd8b12124f3, 0x1fed780cadd69ea4, 0x9405c129735f4f70, 0x98c0f0088a6061ab, 0x98c0f0088a6061ab}, // BiasAdd 3×37
 	{0xbceb763b9c232a95, 0x4e5e528a42da9928, 0x868c72f88e6ea692, 0x8242d80aeaa43016, 0x8242d80aeaa43016}, // BiasAddScale 3×37·2^-1
 	{0x0ba95309173c9ef5, 0x96cc56c647b35933, 0x11bccef54e505eb1, 0x37263734f8e48261, 0x37263734f8e48261}, // AddScaled 111
