@@ -10,7 +10,8 @@ package kernels
 //
 // The cases hit full tiles and row and column tails of every tile (10×32,
 // 6×16, 8×8), the small-shape kernels that read A and B in place (short
-// chains, at most 4 columns), a K-block resume (k = 260 > kc), both B packers, A read by
+// chains, at most 4 columns), a K-block resume (k = 260 > kc), both B
+// packers and the perturbed ones (θ + s·ε, one member and a pair), A read by
 // columns, a C continued from stored sums, inputs in the subnormal band
 // and ±0, and a product on the tininess boundary (FTZ keeps 2^-126, ARM_FZ
 // flushes it).
