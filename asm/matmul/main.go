@@ -321,21 +321,13 @@ func gen(k kernel) {
 	pc := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(Imm(2), ldc)
-	mx, err := Param("mxcsr").Resolve()
-	if err != nil {
-		panic(err)
-	}
 	kcArg, err := Param("kc").Resolve()
 	if err != nil {
 		panic(err)
 	}
-	saved := AllocLocal(8) // STMXCSR writes 4 bytes; 8 keeps the frame aligned
+	saved := enterMXCSR()
 	aTile := AllocLocal(8) // first row of the current tile's A
 	tilesLeft := AllocLocal(8)
-
-	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
-	STMXCSR(saved)
-	LDMXCSR(mx.Addr)
 
 	tmp := GP64()
 	Load(Param("a"), tmp)
@@ -518,6 +510,35 @@ func genTransposeRows(name string, width int) {
 	RET()
 }
 
+// enterMXCSR saves the caller's MXCSR in a frame slot (8 bytes: STMXCSR
+// writes 4, 8 keeps the frame aligned) and loads the argument mxcsr; the
+// slot is what LDMXCSR restores on exit.
+func enterMXCSR() Mem {
+	mx, err := Param("mxcsr").Resolve()
+	if err != nil {
+		panic(err)
+	}
+	saved := AllocLocal(8)
+	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
+	STMXCSR(saved)
+	LDMXCSR(mx.Addr)
+	return saved
+}
+
+// rowMajorOperands loads the small-shape kernels' A and C pointers and the
+// row strides of A, B and C, turned into bytes.
+func rowMajorOperands() (a, c, lda, ldb, ldc reg.Register) {
+	a = Load(Param("a"), GP64())
+	c = Load(Param("c"), GP64())
+	lda = Load(Param("lda"), GP64())
+	ldb = Load(Param("ldb"), GP64())
+	ldc = Load(Param("ldc"), GP64())
+	SHLQ(Imm(2), lda)
+	SHLQ(Imm(2), ldb)
+	SHLQ(Imm(2), ldc)
+	return a, c, lda, ldb, ldc
+}
+
 // genShortK generates name(a, b, c *float32, m, n, k, lda, ldb, ldc int,
 // mxcsr uint32): the product for a short chain, k of at most a few steps
 // (the rank of a low-rank perturbation). For each row of C it continues
@@ -535,23 +556,9 @@ func genShortK(name string) {
 		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
 		"Requires m, n, k >= 1.",
 	)
-	a := Load(Param("a"), GP64())
-	c := Load(Param("c"), GP64())
-	lda := Load(Param("lda"), GP64())
-	ldb := Load(Param("ldb"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(Imm(2), lda)
-	SHLQ(Imm(2), ldb)
-	SHLQ(Imm(2), ldc)
-	mx, err := Param("mxcsr").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	saved := AllocLocal(8)
+	a, c, lda, ldb, ldc := rowMajorOperands()
+	saved := enterMXCSR()
 	rowsLeft := AllocLocal(8)
-	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
-	STMXCSR(saved)
-	LDMXCSR(mx.Addr)
 	tmp := GP64()
 	Load(Param("m"), tmp)
 	MOVQ(tmp, rowsLeft)
@@ -651,25 +658,11 @@ func genNarrow(name string) {
 		"It runs with MXCSR = mxcsr and restores the caller's MXCSR before returning.",
 		"Requires m, k >= 1.",
 	)
-	a := Load(Param("a"), GP64())
-	c := Load(Param("c"), GP64())
-	lda := Load(Param("lda"), GP64())
-	ldb := Load(Param("ldb"), GP64())
-	ldc := Load(Param("ldc"), GP64())
-	SHLQ(Imm(2), lda)
-	SHLQ(Imm(2), ldb)
-	SHLQ(Imm(2), ldc)
+	a, c, lda, ldb, ldc := rowMajorOperands()
 	mk := Load(Param("mask"), GP64())
 	mask := reg.X15
 	VMOVDQU(Mem{Base: mk}, mask)
-	mx, err := Param("mxcsr").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	saved := AllocLocal(8)
-	Comment("Enter the environment's denormal mode; the caller's is restored on exit.")
-	STMXCSR(saved)
-	LDMXCSR(mx.Addr)
+	saved := enterMXCSR()
 
 	m := GP64()
 	Load(Param("m"), m)
