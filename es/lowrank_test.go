@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/seed8b67a5e0/underflow/fpnet"
 	"github.com/seed8b67a5e0/underflow/kernels"
 )
 
@@ -19,28 +18,7 @@ func tinyLowRankTrainer(t testing.TB, workers int, recipeName string, rank int) 
 // tinyLowRankBatchTrainer is tinyLowRankTrainer with another minibatch.
 func tinyLowRankBatchTrainer(t testing.TB, workers int, recipeName string, rank, batch int) *Trainer {
 	t.Helper()
-	train, _ := loadMNIST(t)
-	recipe, err := fpnet.RecipeByName(recipeName)
-	if err != nil {
-		t.Fatal(err)
-	}
-	arch := fpnet.Arch{Sizes: []int{784, 16, 16, 10}}
-	obj, err := NewNetObjective(fpnet.NewNet(arch, recipe), train, batch, 5, FitnessXent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := DefaultConfig()
-	cfg.Pop, cfg.Sigma, cfg.LR, cfg.NoiseSize, cfg.Workers = 40, 0.02, 0.01, 1<<15, workers
-	cfg.Rank = rank
-	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr, err := NewTrainer(cfg, obj, noise, fpnet.InitParams(arch, 3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
+	return tinyNetTrainerWith(t, workers, recipeName, batch, func(c *Config) { c.Pop, c.Rank = 40, rank })
 }
 
 // goldenLowRankTinyNetSHA256 is the parameter hash after 6 generations of

@@ -34,19 +34,27 @@ func tinyNetTrainer(t testing.TB, workers int, recipeName string) *Trainer {
 // tinyGuidedNetTrainer is tinyNetTrainer with guided ES (guide > 0).
 func tinyGuidedNetTrainer(t testing.TB, workers int, recipeName string, guide float32) *Trainer {
 	t.Helper()
+	return tinyNetTrainerWith(t, workers, recipeName, 32, func(c *Config) { c.Guide = guide })
+}
+
+// tinyNetTrainerWith builds the tiny network's trainer on minibatches of
+// batch images: pop 8, σ 0.02, lr 0.01, a 2^15-value noise table, then set
+// changes the configuration.
+func tinyNetTrainerWith(t testing.TB, workers int, recipeName string, batch int, set func(*Config)) *Trainer {
+	t.Helper()
 	train, _ := loadMNIST(t)
 	recipe, err := fpnet.RecipeByName(recipeName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	arch := fpnet.Arch{Sizes: []int{784, 16, 16, 10}}
-	obj, err := NewNetObjective(fpnet.NewNet(arch, recipe), train, 32, 5, FitnessXent)
+	obj, err := NewNetObjective(fpnet.NewNet(arch, recipe), train, batch, 5, FitnessXent)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
 	cfg.Pop, cfg.Sigma, cfg.LR, cfg.NoiseSize, cfg.Workers = 8, 0.02, 0.01, 1<<15, workers
-	cfg.Guide = guide
+	set(&cfg)
 	noise, err := NewNoiseTable(cfg.NoiseSeed, cfg.NoiseSize, 0)
 	if err != nil {
 		t.Fatal(err)
