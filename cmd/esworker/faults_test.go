@@ -326,6 +326,17 @@ func coordinator(t *testing.T, name, out string, extra ...string) *proc {
 	return start(t, name, nil, append(args, extra...)...)
 }
 
+// servedJob starts a coordinator that serves NATS on a free loopback port
+// and a watcher on it, before any worker: the server's URL, the run folder.
+func servedJob(t *testing.T) (url, out string, coord *proc, w *watcher) {
+	t.Helper()
+	port := freePort(t)
+	url = fmt.Sprintf("nats://127.0.0.1:%d", port)
+	out = filepath.Join(t.TempDir(), "run")
+	coord = coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
+	return url, out, coord, watch(t, url)
+}
+
 func worker(t *testing.T, name, url string, extra ...string) *proc {
 	t.Helper()
 	return start(t, name, nil, append([]string{binaries.worker, "-nats", url, "-workers", "1", "-id", name}, extra...)...)
@@ -356,11 +367,7 @@ func finish(t *testing.T, coord *proc, out, want string, workers ...*proc) map[s
 
 func TestWorkerKilledMidGenerationLosesNothing(t *testing.T) {
 	want := oneProcess(t)
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	out := filepath.Join(t.TempDir(), "run")
-	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
-	w := watch(t, url)
+	url, out, coord, w := servedJob(t)
 	victim := worker(t, "victim", url)
 	survivor := worker(t, "survivor", url)
 	w.working(t, "victim", "survivor")
@@ -375,11 +382,7 @@ func TestWorkerKilledMidGenerationLosesNothing(t *testing.T) {
 
 func TestWorkerStoppedPastTheAckWaitRejoins(t *testing.T) {
 	want := oneProcess(t)
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	out := filepath.Join(t.TempDir(), "run")
-	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
-	w := watch(t, url)
+	url, out, coord, w := servedJob(t)
 	sleeper := worker(t, "sleeper", url)
 	awake := worker(t, "awake", url)
 	w.working(t, "sleeper", "awake")
@@ -395,11 +398,7 @@ func TestWorkerStoppedPastTheAckWaitRejoins(t *testing.T) {
 
 func TestCoordinatorKilledAndResumedWorkersCarryOn(t *testing.T) {
 	want := oneProcess(t)
-	port := freePort(t)
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	out := filepath.Join(t.TempDir(), "run")
-	coord := coordinator(t, "coordinator", out, "-serve", fmt.Sprintf("127.0.0.1:%d", port))
-	w := watch(t, url)
+	url, out, coord, w := servedJob(t)
 	a, b := worker(t, "a", url), worker(t, "b", url)
 	w.working(t, "a", "b")
 	waitFile(t, filepath.Join(out, "es-checkpoint.bin")) // a resume needs one
